@@ -1,0 +1,219 @@
+"""``jetseg`` command line: one console script, subcommands.
+
+Errors a user can fix print as one line on stderr and exit with code 2; ``--debug`` shows
+the traceback. Ctrl-C finishes what was being written and exits with 130.
+"""
+import argparse
+import logging
+import sys
+import time
+
+from .errors import JetsegError, log
+
+
+def add_model_args(p):
+    """The model flags shared by every command that runs a model (segnet.py's names)."""
+    g = p.add_argument_group("model")
+    g.add_argument("--model", "--engine", dest="model", required=True,
+                   help="model file: .onnx (ONNX Runtime) or .engine (TensorRT)")
+    g.add_argument("--backend", default="auto", choices=("auto", "onnxruntime", "tensorrt"))
+    g.add_argument("--labels", help="classes.txt (one name a line) for models without metadata")
+    g.add_argument("--colors", help="colors.txt ('R G B [A]' a line)")
+    g.add_argument("--mean", help="normalisation mean, 0..1 scale, e.g. 0.485,0.456,0.406")
+    g.add_argument("--std", help="normalisation std, 0..1 scale, e.g. 0.229,0.224,0.225")
+    g.add_argument("--channel-order", choices=("RGB", "BGR"),
+                   help="channel order the network was trained on (default RGB)")
+    g.add_argument("--input-blob", help="name of the image input tensor")
+    g.add_argument("--output-blob", help="name of the score-map output tensor")
+    g.add_argument("--input-size", help="WxH for models with a dynamic input size")
+    g.add_argument("--threads", type=int, help="CPU threads for inference")
+    v = p.add_argument_group("visualisation")
+    v.add_argument("--visualize", default="overlay",
+                   help="overlay, mask, overlay,mask (side by side) or classes (class-id PNGs)")
+    v.add_argument("--alpha", type=float, default=None,
+                   help="overlay opacity 0-255 (default 150; explicit alphas in colors.txt win)")
+    v.add_argument("--filter-mode", default="linear", choices=("point", "linear", "smooth"),
+                   help="point: blocky exact; linear: blended colours (jetson-inference); "
+                        "smooth: scores upsampled before argmax (sharp, exact edges)")
+    v.add_argument("--ignore-class", default=None,
+                   help="class id or name the argmax never picks (e.g. void)")
+    v.add_argument("--legend", metavar="FILE", help="also write a legend picture")
+    v.add_argument("--stats", action="store_true", help="print per-class pixel fractions")
+
+
+def segmenter_from_args(args):
+    from .segmenter import Segmenter
+    return Segmenter(args.model, backend=args.backend, labels=args.labels, colors=args.colors,
+                     mean=args.mean, std=args.std, channel_order=args.channel_order,
+                     input_blob=args.input_blob, output_blob=args.output_blob,
+                     input_size=args.input_size, alpha=args.alpha, filter_mode=args.filter_mode,
+                     ignore_class=args.ignore_class, threads=args.threads)
+
+
+def _format_fractions(names, fractions, limit=6):
+    order = sorted(range(len(names)), key=lambda i: -fractions[i])
+    return ", ".join("{} {:.1f}%".format(names[i], 100.0 * fractions[i])
+                     for i in order[:limit] if fractions[i] > 0)
+
+
+def cmd_segment(args):
+    import numpy as np
+
+    from . import render
+    from .imageio import write_image
+    from .media import FrameSource, open_output
+
+    what = [w.strip() for w in args.visualize.split(",") if w.strip()]
+    bad = [w for w in what if w not in ("overlay", "mask", "classes")]
+    if bad or not what or ("classes" in what and len(what) > 1):
+        raise JetsegError("--visualize {!r} is not understood".format(args.visualize),
+                          fix="use overlay, mask, overlay,mask or classes")
+    source = FrameSource(args.input)
+    seg = segmenter_from_args(args)
+    classes_out = what == ["classes"]
+    if classes_out and len(seg.classes) > 256:
+        raise JetsegError("class-id PNGs are 8-bit and the model has {} classes".format(
+            len(seg.classes)), fix="use --visualize overlay")
+    many = not source.single_image
+    out = open_output(args.output, many, fps=None, classes=classes_out)
+    log.info("%r", seg)
+    total = np.zeros(len(seg.classes), np.int64)
+    times = {}
+    n = 0
+    start = time.perf_counter()
+    try:
+        for name, frame in source:
+            res = seg.process(frame)
+            t0 = time.perf_counter()
+            if classes_out:
+                image = res.classes.astype(np.uint8)
+            else:
+                image = res.visualize(what)
+            res.timings["postprocess_ms"] = 1000.0 * (time.perf_counter() - t0)
+            if out is not None:
+                if n == 0 and hasattr(out, "fps"):
+                    out.fps = source.fps or out.fps
+                out.write(name, image)
+            counts = res.class_counts()
+            total += counts
+            for k, v in res.timings.items():
+                times.setdefault(k, []).append(v)
+            if args.stats:
+                print("{}: {}".format(name, _format_fractions(
+                    seg.classes, counts / float(max(1, counts.sum())))))
+            n += 1
+    except BaseException:
+        if out is not None:
+            out.close()         # what was written so far stays playable
+        raise
+    if out is not None:
+        out.close()
+    elapsed = time.perf_counter() - start
+    fractions = total / float(max(1, total.sum()))
+    if args.legend:
+        present = [i for i in range(len(seg.classes)) if total[i] > 0] or None
+        write_image(args.legend, render.legend(seg.classes, seg.colors, present=present,
+                                               fractions=fractions))
+    if args.stats or not args.quiet:
+        med = dict((k, sorted(v)[len(v) // 2]) for k, v in times.items())
+        print("{} frame(s) in {:.2f}s ({:.1f} fps); median ms: {}".format(
+            n, elapsed, n / elapsed if elapsed else 0.0,
+            ", ".join("{} {:.1f}".format(k[:-3], v) for k, v in sorted(med.items()))))
+        if n > 1 or not args.stats:
+            print("classes: {}".format(_format_fractions(seg.classes, fractions, limit=12)))
+    return 0
+
+
+def cmd_info(args):
+    from .backends import open_backend
+    from .modelinfo import ModelInfo
+    b = open_backend(args.model, args.backend)
+    info = ModelInfo.from_metadata(b.metadata, source=args.model)
+    info.resolve(b.inputs, b.outputs, source=args.model)
+    print("model:     {}".format(args.model))
+    print("backend:   {} ({})".format(b.name, ", ".join(b.providers)))
+    print("inputs:    {}".format(", ".join(repr(t) for t in b.inputs)))
+    print("outputs:   {}".format(", ".join(repr(t) for t in b.outputs)))
+    print("jetseg:    {}".format(info.describe() if info.has_metadata else
+                                 "no jetseg metadata (plain model: CPU pre/post path)"))
+    if info.classes:
+        print("classes:   {}".format(", ".join(info.classes)))
+    for k, v in sorted(info.extra.items()):
+        print("{:<10} {}".format(k + ":", v))
+    return 0
+
+
+def build_parser():
+    from . import __version__
+    p = argparse.ArgumentParser(prog="jetseg", description="Semantic segmentation for drones "
+                                "and robots: export, build, run.")
+    p.add_argument("--version", action="version", version="jetseg " + __version__)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show tracebacks and details")
+    common.add_argument("--quiet", "-q", action="store_true", help="only warnings and errors")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    s = sub.add_parser("segment", parents=[common], help="segment images, folders or videos",
+                       description="Segment an image, a folder, a quoted glob or a video; "
+                                   "write overlays, masks, class-id PNGs or a video.")
+    add_model_args(s)
+    s.add_argument("input", help="image, folder, quoted glob (\"imgs/*.jpg\") or video file")
+    s.add_argument("output", nargs="?", help="image, folder, %%d pattern or .mp4/.avi")
+    s.set_defaults(func=cmd_segment)
+
+    i = sub.add_parser("info", parents=[common], help="print what a model file holds")
+    i.add_argument("model")
+    i.add_argument("--backend", default="auto", choices=("auto", "onnxruntime", "tensorrt"))
+    i.set_defaults(func=cmd_info)
+    return p
+
+
+# Desktop commands that live in jetseg_export (they need torch / onnx): the runtime only
+# forwards to them, so a Jetson without torch still runs everything else.
+DELEGATED = {
+    "export": ("jetseg_export.cli", "PyTorch model -> ONNX with pre/post-processing"),
+}
+
+
+def _delegate(command, argv):
+    import importlib
+    module_name = DELEGATED[command][0]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        sys.stderr.write("jetseg: error: 'jetseg {}' needs the export tools ({}) (fix: pip "
+                         "install 'jetseg[export]' on a desktop; Jetsons run exported models "
+                         "only)\n".format(command, e))
+        return 2
+    return module.main(argv, prog="jetseg " + command)
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in DELEGATED:
+        return _delegate(argv[0], argv[1:])
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    level = logging.DEBUG if args.debug else (logging.WARNING if args.quiet else logging.INFO)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("jetseg: %(levelname)s: %(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(level)
+    log.propagate = False
+    try:
+        return args.func(args)
+    except JetsegError as e:
+        if args.debug:
+            raise
+        sys.stderr.write("jetseg: error: {}\n".format(e))
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("jetseg: interrupted; outputs written so far are complete\n")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
