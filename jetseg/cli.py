@@ -165,6 +165,8 @@ def build_parser():
     i.add_argument("model")
     i.add_argument("--backend", default="auto", choices=("auto", "onnxruntime", "tensorrt"))
     i.set_defaults(func=cmd_info)
+    for name, (_, text) in sorted(DELEGATED.items()):
+        sub.add_parser(name, help=text + " (needs the export extra)")
     return p
 
 

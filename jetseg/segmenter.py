@@ -259,13 +259,19 @@ class Segmentation(object):
         """HxW class ids at the frame's resolution (uint8; int32 past 256 classes)."""
         if self._classes is None:
             if self._smooth():
-                up = render.resize_linear(np.ascontiguousarray(self.scores.transpose(1, 2, 0)),
-                                          self.width, self.height)
-                self._classes = render.argmax_hwc(up, self.segmenter.ignore_class)
+                self._classes = render.argmax_hwc(self._scores_full(),
+                                                  self.segmenter.ignore_class)
             else:
                 self._classes = render.resize_nearest(self.classes_lowres, self.width,
                                                       self.height)
         return self._classes
+
+    def _scores_full(self):
+        """Scores bilinearly upsampled to the frame (HxWxC), made once per result."""
+        if "scores_full" not in self._cache:
+            self._cache["scores_full"] = render.resize_linear(
+                np.ascontiguousarray(self.scores.transpose(1, 2, 0)), self.width, self.height)
+        return self._cache["scores_full"]
 
     def _smooth(self, mode=None):
         mode = mode or self.segmenter.filter_mode
@@ -285,7 +291,10 @@ class Segmentation(object):
         if "confidence" not in self._cache:
             conf = self._graph_conf
             if conf is None and self.scores is not None:
-                conf = render.softmax_max(self.scores.transpose(1, 2, 0))
+                if self._smooth():
+                    conf = render.softmax_max(self._scores_full())
+                else:
+                    conf = render.softmax_max(self.scores.transpose(1, 2, 0))
             if conf is not None:
                 conf = render.resize_linear(conf, self.width, self.height)
             self._cache["confidence"] = conf
@@ -319,9 +328,7 @@ class Segmentation(object):
                                                   self.segmenter.filter_mode != "smooth"):
             return self.classes
         if self._smooth(mode):
-            up = render.resize_linear(np.ascontiguousarray(self.scores.transpose(1, 2, 0)),
-                                      self.width, self.height)
-            return render.argmax_hwc(up, self.segmenter.ignore_class)
+            return render.argmax_hwc(self._scores_full(), self.segmenter.ignore_class)
         return render.resize_nearest(self.classes_lowres, self.width, self.height)
 
     def mask(self, filter_mode=None):
