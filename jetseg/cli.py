@@ -27,6 +27,8 @@ def add_model_args(p):
     g.add_argument("--output-blob", help="name of the score-map output tensor")
     g.add_argument("--input-size", help="WxH for models with a dynamic input size")
     g.add_argument("--threads", type=int, help="CPU threads for inference")
+    g.add_argument("--providers", help="ONNX Runtime providers in order, e.g. cuda,cpu "
+                                       "(default: tensorrt, cuda, cpu as installed)")
     v = p.add_argument_group("visualisation")
     v.add_argument("--visualize", default="overlay",
                    help="overlay, mask, overlay,mask (side by side) or classes (class-id PNGs)")
@@ -47,7 +49,8 @@ def segmenter_from_args(args):
                      mean=args.mean, std=args.std, channel_order=args.channel_order,
                      input_blob=args.input_blob, output_blob=args.output_blob,
                      input_size=args.input_size, alpha=args.alpha, filter_mode=args.filter_mode,
-                     ignore_class=args.ignore_class, threads=args.threads)
+                     ignore_class=args.ignore_class, threads=args.threads,
+                     providers=args.providers)
 
 
 def _format_fractions(names, fractions, limit=6):

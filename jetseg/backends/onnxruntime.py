@@ -1,4 +1,6 @@
 """ONNX Runtime backend: CPU always; CUDA / TensorRT execution providers when installed."""
+import os
+
 from ..errors import JetsegError, log
 from ..modelinfo import TensorDesc
 from . import Backend
@@ -8,8 +10,48 @@ _ORT_TYPES = {
     "tensor(uint8)": "uint8", "tensor(int8)": "int8", "tensor(int32)": "int32",
     "tensor(int64)": "int64", "tensor(bool)": "bool",
 }
-# best first; TensorRT EP builds engines at start-up (minutes), so it is opt-in
-DEFAULT_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
+# best first: onnxruntime-gpu's TensorRT provider (engines cached beside the model, so only
+# the first start is slow), then CUDA, then the CPU that every build has
+DEFAULT_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider",
+                     "CPUExecutionProvider")
+
+
+def engine_cache_dir(model_path):
+    return os.path.join(os.path.dirname(os.path.abspath(model_path)), ".jetseg-cache")
+
+
+SHORT_NAMES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
+               "tensorrt": "TensorrtExecutionProvider", "trt": "TensorrtExecutionProvider"}
+
+
+def parse_providers(text):
+    """``"tensorrt,cuda,cpu"`` (or full provider names) -> list of provider names."""
+    if not text:
+        return None
+    if not isinstance(text, str):
+        return list(text)
+    return [SHORT_NAMES.get(p.strip().lower(), p.strip()) for p in text.split(",") if p.strip()]
+
+
+def choose_providers(available, requested=None, model_path="model.onnx"):
+    """Providers for InferenceSession: the requested ones (all must exist) or the best
+    available, with the TensorRT provider's FP16 and engine cache switched on."""
+    if requested:
+        names = [p if isinstance(p, str) else p[0] for p in requested]
+        missing = [n for n in names if n not in available]
+        if missing:
+            raise JetsegError("ONNX Runtime here has no {}".format(", ".join(missing)),
+                              fix="available providers: " + ", ".join(available))
+        chosen = list(requested)
+    else:
+        chosen = [p for p in DEFAULT_PROVIDERS if p in available] or list(available)
+    out = []
+    for p in chosen:
+        if p == "TensorrtExecutionProvider":
+            p = (p, {"trt_fp16_enable": True, "trt_engine_cache_enable": True,
+                     "trt_engine_cache_path": engine_cache_dir(model_path)})
+        out.append(p)
+    return out
 
 
 def _import_ort():
@@ -36,15 +78,8 @@ class OrtBackend(Backend):
     def __init__(self, path, providers=None, threads=None, **unused):
         super(OrtBackend, self).__init__()
         ort = _import_ort()
-        available = ort.get_available_providers()
-        if providers:
-            missing = [p for p in providers if p not in available]
-            if missing:
-                raise JetsegError("ONNX Runtime here has no {}".format(", ".join(missing)),
-                                  fix="available providers: " + ", ".join(available))
-            chosen = list(providers)
-        else:
-            chosen = [p for p in DEFAULT_PROVIDERS if p in available] or available
+        chosen = choose_providers(ort.get_available_providers(), parse_providers(providers),
+                                  path)
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = int(threads)
