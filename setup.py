@@ -36,7 +36,8 @@ setup(
                    "opencv-python-headless>=4.1"],
         "dev": ["pytest>=6", "vermin>=1.5", "onnx>=1.12"],
     },
-    entry_points={"console_scripts": ["jetseg=jetseg.cli:main"]},
+    entry_points={"console_scripts": ["jetseg=jetseg.cli:main",
+                                      "jetseg-camera=jetseg.camera:main"]},
     classifiers=[
         "Programming Language :: Python :: 3",
         "Programming Language :: Python :: 3.6",

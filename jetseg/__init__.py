@@ -12,5 +12,6 @@ __version__ = "0.1.0"
 
 from .errors import JetsegError  # noqa: E402
 from .segmenter import Segmentation, Segmenter  # noqa: E402
+from .stream import Stream, stream  # noqa: E402
 
-__all__ = ["Segmenter", "Segmentation", "JetsegError", "__version__"]
+__all__ = ["Segmenter", "Segmentation", "Stream", "stream", "JetsegError", "__version__"]

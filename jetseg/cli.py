@@ -64,20 +64,21 @@ def cmd_segment(args):
 
     from . import render
     from .imageio import write_image
-    from .media import FrameSource, open_output
+    from .media import open_output
+    from .sources import ImageSource, open_source
 
     what = [w.strip() for w in args.visualize.split(",") if w.strip()]
     bad = [w for w in what if w not in ("overlay", "mask", "classes")]
     if bad or not what or ("classes" in what and len(what) > 1):
         raise JetsegError("--visualize {!r} is not understood".format(args.visualize),
                           fix="use overlay, mask, overlay,mask or classes")
-    source = FrameSource(args.input)
+    source = open_source(args.input)
     seg = segmenter_from_args(args)
     classes_out = what == ["classes"]
     if classes_out and len(seg.classes) > 256:
         raise JetsegError("class-id PNGs are 8-bit and the model has {} classes".format(
             len(seg.classes)), fix="use --visualize overlay")
-    many = not source.single_image
+    many = not (isinstance(source, ImageSource) and source.paths == [args.input])
     out = open_output(args.output, many, fps=None, classes=classes_out)
     log.info("%r", seg)
     total = np.zeros(len(seg.classes), np.int64)
@@ -193,31 +194,40 @@ def _delegate(command, argv):
     return module.main(argv, prog="jetseg " + command)
 
 
+def setup_logging(debug=False, quiet=False, prog="jetseg"):
+    level = logging.DEBUG if debug else (logging.WARNING if quiet else logging.INFO)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(prog + ": %(levelname)s: %(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(level)
+    log.propagate = False
+
+
+def run_guarded(parser, func, argv, prog="jetseg"):
+    """Parse, run, and turn user-fixable errors into one line + exit code 2."""
+    args = parser.parse_args(argv)
+    setup_logging(getattr(args, "debug", False), getattr(args, "quiet", False), prog)
+    try:
+        return func(args)
+    except JetsegError as e:
+        if args.debug:
+            raise
+        sys.stderr.write("{}: error: {}\n".format(prog, e))
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("{}: interrupted; outputs written so far are complete\n".format(prog))
+        return 130
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] in DELEGATED:
         return _delegate(argv[0], argv[1:])
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
+    if not argv:
         parser.print_help()
         return 2
-    level = logging.DEBUG if args.debug else (logging.WARNING if args.quiet else logging.INFO)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("jetseg: %(levelname)s: %(message)s"))
-    log.handlers[:] = [handler]
-    log.setLevel(level)
-    log.propagate = False
-    try:
-        return args.func(args)
-    except JetsegError as e:
-        if args.debug:
-            raise
-        sys.stderr.write("jetseg: error: {}\n".format(e))
-        return 2
-    except KeyboardInterrupt:
-        sys.stderr.write("jetseg: interrupted; outputs written so far are complete\n")
-        return 130
+    return run_guarded(parser, lambda args: args.func(args), argv)
 
 
 if __name__ == "__main__":

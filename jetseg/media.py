@@ -1,77 +1,13 @@
-"""Files in and out for ``jetseg segment``: images, folders, globs, videos, %d patterns.
+"""File outputs: images, folders, %d patterns and videos (sources live in jetseg.sources).
 
 Every output lands atomically: images are encoded in memory and renamed into place; a video
 is written under a hidden temporary name and renamed when finished, also after Ctrl-C, so
 what is there is always playable.
 """
-import glob
 import os
 
 from .errors import JetsegError, log, need_cv2
-from .imageio import (IMAGE_EXTS, is_image_path, is_video_path, read_image, temp_path_for,
-                      write_image)
-
-
-class FrameSource(object):
-    """Iterate ``(name, frame)`` over an image, a folder, a quoted glob or a video file."""
-
-    def __init__(self, spec):
-        self.spec = str(spec)
-        self.fps = None
-        self.video = None
-        self.images = None
-        if os.path.isdir(self.spec):
-            self.images = sorted(os.path.join(self.spec, f) for f in os.listdir(self.spec)
-                                 if is_image_path(f))
-            if not self.images:
-                raise JetsegError("folder holds no images ({})".format(", ".join(IMAGE_EXTS)),
-                                  path=self.spec, fix="point at a folder of .jpg/.png files")
-        elif any(ch in self.spec for ch in "*?["):
-            self.images = sorted(p for p in glob.glob(self.spec) if is_image_path(p))
-            if not self.images:
-                raise JetsegError("pattern matches no images", path=self.spec,
-                                  fix="check the pattern, and quote it so the shell leaves it")
-        elif not os.path.exists(self.spec):
-            raise JetsegError("no such file", path=self.spec, fix="check the input path")
-        elif is_video_path(self.spec):
-            self.video = self.spec
-        else:
-            self.images = [self.spec]
-
-    @property
-    def single_image(self):
-        return self.images is not None and len(self.images) == 1 and not (
-            os.path.isdir(self.spec) or any(ch in self.spec for ch in "*?["))
-
-    @property
-    def count(self):
-        return len(self.images) if self.images is not None else None
-
-    def __iter__(self):
-        if self.images is not None:
-            for path in self.images:
-                yield path, read_image(path)
-            return
-        cv2 = need_cv2("reading video")
-        cap = cv2.VideoCapture(self.video)
-        if not cap.isOpened():
-            raise JetsegError("OpenCV cannot open this video", path=self.video,
-                              fix="check that the file plays, or convert it to .mp4 (H.264)")
-        self.fps = cap.get(cv2.CAP_PROP_FPS) or None
-        stem = os.path.splitext(os.path.basename(self.video))[0]
-        i = 0
-        try:
-            while True:
-                ok, frame = cap.read()
-                if not ok:
-                    if i == 0:
-                        raise JetsegError("video has no readable frames", path=self.video,
-                                          fix="check that the file plays, or re-encode it")
-                    break
-                yield "{}_{:05d}".format(stem, i), frame
-                i += 1
-        finally:
-            cap.release()
+from .imageio import is_image_path, is_video_path, temp_path_for, write_image
 
 
 class VideoOut(object):

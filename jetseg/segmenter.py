@@ -158,6 +158,7 @@ class Segmenter(object):
         t2 = time.perf_counter()
         res = Segmentation(self, frame, outs)
         res.timings = {"preprocess_ms": 1000.0 * (t1 - t0), "inference_ms": 1000.0 * (t2 - t1)}
+        res.latency_ms = 1000.0 * (t2 - t0)
         return res
 
     def legend(self, present=None, fractions=None):
@@ -212,6 +213,10 @@ class Segmentation(object):
         self.segmenter = segmenter
         self.frame = frame
         self.timings = {}
+        self.latency_ms = None        # process() time; capture-to-output in a pipeline
+        self.frame_id = None
+        self.name = None
+        self.captured_at = None
         names = segmenter._out_names
         self.scores = None            # C x h x w float32 at the net's output resolution
         self._classes_low = None
@@ -364,7 +369,3 @@ class Segmentation(object):
         counts = self.class_counts()
         total = float(max(1, counts.sum()))
         return dict((name, float(c) / total) for name, c in zip(self.segmenter.classes, counts))
-
-    @property
-    def latency_ms(self):
-        return sum(self.timings.values())
