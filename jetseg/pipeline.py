@@ -220,6 +220,7 @@ class Pipeline(object):
         cap.start()
         ren.start()
         self._threads = [cap, ren]
+        finished = False
         try:
             while True:
                 try:
@@ -229,6 +230,7 @@ class Pipeline(object):
                         break
                     continue
                 if packet is _END:
+                    finished = True
                     break
                 frame_id, name, frame, captured = packet
                 res = self.segmenter.process(frame)
@@ -250,7 +252,8 @@ class Pipeline(object):
                 if self.stopping.is_set():
                     break
         finally:
-            self.stopping.set()
+            if not finished:
+                self.stopping.set()         # stop() or an error: the capture thread ends too
             self._put_end(self.out_q)
             ren.join()
             cap.join(timeout=5.0)

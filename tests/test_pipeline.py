@@ -1,0 +1,207 @@
+"""The live loop: no frame lost from files, no backlog from live sources, faults, signals."""
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import cv2
+import numpy as np
+import onnx
+import pytest
+
+import jetseg
+from conftest import COLORS5, NAMES5, ROOT, rng_frame, run_cli
+from jetseg import JetsegError, Segmenter
+from jetseg.pipeline import Pipeline, Reservoir
+from jetseg.sources import Source
+from jetseg_export.compose import compose
+from tinymodels import TinyNet
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    d = tmp_path_factory.mktemp("m")
+    net = TinyNet(num_classes=5, width=64, height=48, down=4)
+    path = d / "net.onnx"
+    onnx.save(compose(net.onnx(), NAMES5, COLORS5, scores=True), str(path))
+    return str(path)
+
+
+def _video(path, frames=12, size=(64, 48)):
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, size)
+    for i in range(frames):
+        w.write(rng_frame(size[0], size[1], seed=i))
+    w.release()
+    return str(path)
+
+
+def _count(path):
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    return n
+
+
+class FakeCamera(Source):
+    """A live source: frames as fast as asked, optionally 'unplugged' for a while."""
+    live = True
+    uri = "fake://cam"
+
+    def __init__(self, frames=100, drop_after=None, interval=0.0):
+        self.left, self.drop_after, self.interval = frames, drop_after, interval
+        self.produced = 0
+        self.reopened = 0
+        self.unplugged = False
+
+    def read(self):
+        if self.unplugged or self.left <= 0:
+            return None
+        if self.drop_after is not None and self.produced == self.drop_after:
+            self.unplugged = True
+            self.drop_after = None
+            return None
+        time.sleep(self.interval)
+        self.left -= 1
+        self.produced += 1
+        return "cam_{}".format(self.produced - 1), rng_frame(64, 48, seed=self.produced % 7)
+
+    def reopen(self):
+        self.reopened += 1
+        self.unplugged = False
+
+
+class Collect(object):
+    def __init__(self, delay=0.0):
+        self.ids, self.delay, self.closed = [], delay, False
+
+    def write(self, res):
+        time.sleep(self.delay)
+        self.ids.append(res.frame_id)
+
+    def close(self):
+        self.closed = True
+
+
+def test_file_source_loses_no_frame(model, tmp_path):
+    src = jetseg.sources.open_source(_video(tmp_path / "in.avi", frames=15))
+    sink = Collect(delay=0.01)
+    stats = Pipeline(src, Segmenter(model), [sink]).run()
+    assert sink.ids == list(range(15)) and stats.frames == 15 and stats.dropped == 0
+    assert sink.closed
+    assert stats.stages["latency"].count == 15 and "p99" in stats.summary()
+
+
+def test_live_source_drops_oldest_instead_of_queueing(model):
+    cam = FakeCamera(frames=120)
+    sink = Collect(delay=0.02)                          # a slow consumer
+    stats = Pipeline(cam, Segmenter(model), [sink], reconnect=False).run()
+    assert stats.dropped > 0 and len(sink.ids) < 120
+    assert sink.ids == sorted(sink.ids) and sink.ids[-1] >= 110   # ends near the newest
+    assert stats.stages["latency"].percentile(99) < 1000
+
+
+def test_lost_camera_is_reopened_with_backoff(model, caplog):
+    cam = FakeCamera(frames=20, drop_after=5)
+    sink = Collect()
+    stats = Pipeline(cam, Segmenter(model), [sink], retry_limit=2).run()
+    # unplugged after 5 frames: one reopen brings the other 15 back; at the real end the
+    # loop tries twice more (retry_limit) and then gives up
+    assert cam.produced == 20 and len(sink.ids) >= 2 and max(sink.ids) >= 15
+    assert cam.reopened == 3 and stats.reconnects == 3
+    assert "reopening" in caplog.text and "gave up" in caplog.text
+
+
+def test_stop_from_another_thread_closes_sinks(model):
+    cam = FakeCamera(frames=10 ** 6, interval=0.001)
+    sink = Collect()
+    pipe = Pipeline(cam, Segmenter(model), [sink])
+    threading.Timer(0.5, pipe.stop).start()
+    t0 = time.time()
+    pipe.run()
+    assert time.time() - t0 < 5 and sink.closed and len(sink.ids) > 0
+
+
+def test_sink_error_stops_the_loop_and_is_raised(model, tmp_path):
+    class Broken(Collect):
+        def write(self, res):
+            raise JetsegError("disk full", path="out.mp4", fix="free some space")
+    src = jetseg.sources.open_source(_video(tmp_path / "in.avi", frames=30))
+    with pytest.raises(JetsegError, match="disk full"):
+        Pipeline(src, Segmenter(model), [Broken()]).run()
+
+
+def test_stream_gives_every_file_frame(model, tmp_path):
+    vid = _video(tmp_path / "in.avi", frames=9)
+    with jetseg.stream(vid, model) as s:
+        got = [(r.frame_id, r.classes.shape, r.latency_ms is not None) for r in s]
+    assert got == [(i, (48, 64), True) for i in range(9)]
+
+
+def test_stream_latest_result_for_a_slow_consumer(model):
+    cam = FakeCamera(frames=300, interval=0.002)
+    s = jetseg.stream(cam, model)
+    seen = []
+    for res in s:
+        seen.append(res.frame_id)
+        time.sleep(0.05)                                # autopilot at 20 Hz
+        if len(seen) == 6:
+            break
+    latest = s.latest()
+    s.close()
+    assert latest is not None and latest.frame_id >= seen[-1]
+    assert max(np.diff(seen)) > 1                        # skipped stale frames, no backlog
+    assert sum(s.stats.stages["latency"].values > 0) > 0
+
+
+def test_reservoir_is_fixed_size():
+    r = Reservoir(size=4)
+    for v in range(10):
+        r.add(v)
+    assert sorted(r.values.tolist()) == [6, 7, 8, 9] and r.percentile(50) == 7.5
+
+
+# ---- jetseg-camera as a user runs it ---------------------------------------------------------
+def test_camera_video_to_video_headless(model, tmp_path):
+    src = _video(tmp_path / "in.avi", frames=20)
+    r = subprocess.run([sys.executable, "-m", "jetseg.camera", "--engine", model, src,
+                        str(tmp_path / "out.mp4"), str(tmp_path / "f_%03d.jpg"), "--headless",
+                        "--stats"], capture_output=True, text=True, cwd=str(ROOT), timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert _count(tmp_path / "out.mp4") == 20 and (tmp_path / "f_019.jpg").exists()
+    assert "20 frames in" in r.stdout and "latency" in r.stdout and "frame      0" in r.stdout
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 0)])
+def test_camera_signal_leaves_a_playable_video(tmp_path, sig, code):
+    net = TinyNet(num_classes=5, width=320, height=240, down=4, hidden=32)
+    model = tmp_path / "slow.onnx"
+    onnx.save(compose(net.onnx(), NAMES5, COLORS5), str(model))
+    src = _video(tmp_path / "long.avi", frames=60, size=(320, 240))
+    out = tmp_path / "out.mp4"
+    p = subprocess.Popen([sys.executable, "-m", "jetseg.camera", "--engine", str(model), src,
+                          str(out), "--headless", "--input-loop", "-1"], cwd=str(ROOT),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not any(".part" in f for f in os.listdir(str(tmp_path))):
+        time.sleep(0.05)
+    time.sleep(1.0)
+    p.send_signal(sig)
+    stdout, err = p.communicate(timeout=60)
+    assert p.returncode == code, err
+    assert "Traceback" not in err and "frames in" in stdout
+    assert _count(out) > 0
+    assert not [f for f in os.listdir(str(tmp_path)) if ".part" in f]
+
+
+def test_camera_errors_are_one_line(model, tmp_path):
+    r = subprocess.run([sys.executable, "-m", "jetseg.camera", "--engine", model, "/dev/video97",
+                        "--headless"], capture_output=True, text=True, cwd=str(ROOT))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith("jetseg-camera: error: /dev/video97")
+    r = subprocess.run([sys.executable, "-m", "jetseg.camera", "--engine", model,
+                        str(tmp_path), "display://0"], capture_output=True, text=True,
+                       cwd=str(ROOT), env=dict(os.environ, DISPLAY=""))
+    assert r.returncode == 2 and "fix:" in r.stderr
