@@ -147,6 +147,14 @@ def cmd_info(args):
     return 0
 
 
+def cmd_bench(args):
+    from .bench import run_bench
+    seg = segmenter_from_args(args)
+    run_bench(seg, args.input, frames=args.frames, repeats=args.repeats,
+              soak_frames=args.soak, visualize=args.visualize)
+    return 0
+
+
 def build_parser():
     from . import __version__
     p = argparse.ArgumentParser(prog="jetseg", description="Semantic segmentation for drones "
@@ -164,6 +172,18 @@ def build_parser():
     s.add_argument("input", help="image, folder, quoted glob (\"imgs/*.jpg\") or video file")
     s.add_argument("output", nargs="?", help="image, folder, %%d pattern or .mp4/.avi")
     s.set_defaults(func=cmd_segment)
+
+    b = sub.add_parser("bench", parents=[common], help="model-only vs pipeline vs naive fps",
+                       description="Measure model-only, full-pipeline and naive-loop speed on "
+                                   "the same frames, and memory over a long run.")
+    add_model_args(b)
+    b.add_argument("input", nargs="?", default="samples/camvid-demo.mp4",
+                   help="video, image folder or glob (frames are held in memory)")
+    b.add_argument("--frames", type=int, default=60, help="frames per repeat")
+    b.add_argument("--repeats", type=int, default=5)
+    b.add_argument("--soak", type=int, default=10000,
+                   help="frames for the RSS-growth run (0: skip)")
+    b.set_defaults(func=cmd_bench)
 
     i = sub.add_parser("info", parents=[common], help="print what a model file holds")
     i.add_argument("model")

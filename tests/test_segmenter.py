@@ -50,11 +50,11 @@ def test_linear_mode_interpolates_colours(tiny, labels_files):
     bgr = np.array([c[:3][::-1] for c in COLORS5], np.float64)
     ref = bilinear_half_pixel(bgr[low].transpose(2, 0, 1), 24, 32).transpose(1, 2, 0)
     assert np.abs(res.mask().astype(float) - ref).max() <= 1.0
-    # overlay: premultiplied colour and alpha interpolated, then blended
+    # overlay: colour and alpha interpolated (as jetson-inference samples RGBA), then blended
     a = np.array([c[3] if len(c) > 3 else 150 for c in COLORS5], np.float64) / 255
-    pre = bilinear_half_pixel((bgr * a[:, None])[low].transpose(2, 0, 1), 24, 32)
-    aa = bilinear_half_pixel(a[low][None], 24, 32)[0]
-    ref = frame * (1 - aa[:, :, None]) + pre.transpose(1, 2, 0)
+    col = bilinear_half_pixel(bgr[low].transpose(2, 0, 1), 24, 32).transpose(1, 2, 0)
+    aa = bilinear_half_pixel(a[low][None], 24, 32)[0][:, :, None]
+    ref = frame * (1 - aa) + np.rint(col) * aa
     assert np.abs(res.overlay().astype(float) - ref).max() <= 1.0
 
 
