@@ -82,13 +82,11 @@ def _timed(fn, repeats):
 
 def model_only(seg, frames, repeats):
     """backend.run alone on tensors prepared beforehand."""
-    from . import render
     size = seg.net_size
     feeds = []
     for f in frames:
-        net_in = f if size is None or size == (f.shape[1], f.shape[0]) else \
-            render.resize_frame(f, size[0], size[1])
-        feeds.append({seg.info.input_name: render.preprocess(net_in, seg.info)})
+        w, h = size or (f.shape[1], f.shape[0])
+        feeds.append({seg.info.input_name: seg._pre(f, w, h).copy()})
     seg.backend.run(feeds[0])
 
     def run():

@@ -52,28 +52,64 @@ def resize_linear(arr, width, height):
     return out.reshape((height, width) + arr.shape[2:])
 
 
-def resize_frame(frame, width, height):
+def resize_frame(frame, width, height, dst=None):
     """Frame to the net's size: area averaging when shrinking (no aliasing), else bilinear."""
     cv2 = need_cv2("resizing")
     h, w = frame.shape[:2]
     interp = cv2.INTER_AREA if width <= w and height <= h else cv2.INTER_LINEAR
+    if dst is not None:
+        cv2.resize(frame, (width, height), dst=dst, interpolation=interp)
+        return dst
     return cv2.resize(frame, (width, height), interpolation=interp)
 
 
-def preprocess(frame_bgr, info):
-    """Frame already at the net's size -> the tensor the graph input expects."""
-    if info.graph.get("preprocess"):
-        x = frame_bgr if info.channels == "BGR" else frame_bgr[:, :, ::-1]
-        if info.input_layout == "NCHW":
-            x = x.transpose(2, 0, 1)
-        x = x[None]
-        return np.ascontiguousarray(x, dtype=np.dtype(info.input_dtype))
-    x = frame_bgr if info.norm_order == "BGR" else frame_bgr[:, :, ::-1]
-    scale, bias = normalize_coeffs(info)
-    x = x.astype(np.float32) * scale + bias
-    if info.input_layout == "NCHW":
-        x = x.transpose(2, 0, 1)
-    return np.ascontiguousarray(x[None], dtype=np.dtype(info.input_dtype))
+class Preprocessor(object):
+    """Frame -> input tensor, into buffers allocated once per frame size (not per frame).
+
+    The tensor handed back is reused by the next call: backends copy or consume it before
+    ``run`` returns, which is all it is needed for.
+    """
+
+    def __init__(self, info):
+        self.info = info
+        self.size = None
+        self.buffers = None
+        self.direct = (info.graph.get("preprocess") and info.channels == "BGR"
+                       and info.input_layout == "NHWC" and info.input_dtype == "uint8")
+        if not info.graph.get("preprocess"):
+            self.scale, self.bias = normalize_coeffs(info)
+
+    def _alloc(self, w, h):
+        self.size = (w, h)
+        net_hwc = np.empty((h, w, 3), np.uint8)
+        if self.direct:
+            self.buffers = (net_hwc, None, None)
+            return
+        work = np.empty((h, w, 3), np.float32)
+        shape = (1, 3, h, w) if self.info.input_layout == "NCHW" else (1, h, w, 3)
+        self.buffers = (net_hwc, work, np.empty(shape, np.dtype(self.info.input_dtype)))
+
+    def __call__(self, frame, width, height):
+        if self.size != (width, height):
+            self._alloc(width, height)
+        net_hwc, work, tensor = self.buffers
+        if (frame.shape[1], frame.shape[0]) == (width, height):
+            net_hwc = frame
+        else:
+            resize_frame(frame, width, height, dst=net_hwc)
+        info = self.info
+        if self.direct:
+            return net_hwc[None]
+        if info.graph.get("preprocess"):
+            x = net_hwc if info.channels == "BGR" else net_hwc[:, :, ::-1]
+        else:
+            x = net_hwc if info.norm_order == "BGR" else net_hwc[:, :, ::-1]
+            np.multiply(x, self.scale, out=work)
+            np.add(work, self.bias, out=work)
+            x = work
+        np.copyto(tensor[0], x.transpose(2, 0, 1) if info.input_layout == "NCHW" else x,
+                  casting="unsafe")
+        return tensor
 
 
 def normalize_coeffs(info):

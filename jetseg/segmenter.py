@@ -82,6 +82,7 @@ class Segmenter(object):
         if self.ignore_class is None and info.graph.get("argmax"):
             self.ignore_class = info.graph.get("ignore_class")
         self._palettes = {}
+        self._pre = render.Preprocessor(info)
         self._cpu_argmax = self._needs_cpu_argmax(ignore_class)
 
     # ---- set-up helpers ----------------------------------------------------------------
@@ -151,8 +152,7 @@ class Segmenter(object):
         frame = as_bgr(frame, rgb)
         h, w = frame.shape[:2]
         size = self.net_size or (w, h)
-        net_in = frame if size == (w, h) else render.resize_frame(frame, size[0], size[1])
-        feeds = {self.info.input_name: render.preprocess(net_in, self.info)}
+        feeds = {self.info.input_name: self._pre(frame, size[0], size[1])}
         t1 = time.perf_counter()
         outs = self.backend.run(feeds)
         t2 = time.perf_counter()
