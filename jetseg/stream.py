@@ -9,7 +9,8 @@
     res = s.latest()                         # or poll at your own pace (None until the first)
 
 The camera loop runs in background threads; a consumer slower than the camera never builds
-a backlog on a live source (older results are dropped), while a file gives every frame.
+a backlog on a live source (older results are dropped); iterating over a file gives every
+frame, while polling ``latest()`` never holds the loop back.
 """
 import queue
 import threading
@@ -31,6 +32,7 @@ class Stream(object):
         self.live = bool(getattr(self.source, "live", False))
         self._q = queue.Queue(maxsize=1 if self.live else 4)
         self._latest = None
+        self._polling = False
         self.pipeline = Pipeline(self.source, self.segmenter, sinks=sinks,
                                  on_result=[self._push], max_frames=max_frames)
         self.error = None
@@ -40,7 +42,7 @@ class Stream(object):
 
     def _push(self, res):
         self._latest = res
-        if self.live:
+        if self.live or self._polling:
             _put_latest(self._q, res)
         else:
             while not self.pipeline.stopping.is_set():
@@ -56,7 +58,10 @@ class Stream(object):
         except BaseException as e:
             self.error = e
         finally:
-            _put_latest(self._q, _END) if self.live else self._put_end()
+            if self.live or self._polling:
+                _put_latest(self._q, _END)
+            else:
+                self._put_end()
 
     def _put_end(self):
         while True:
@@ -64,7 +69,7 @@ class Stream(object):
                 self._q.put(_END, timeout=0.1)
                 return
             except queue.Full:
-                if self.pipeline.stopping.is_set():
+                if self.pipeline.stopping.is_set() or self._polling:
                     _put_latest(self._q, _END)
                     return
 
@@ -73,8 +78,15 @@ class Stream(object):
         return self.pipeline.stats
 
     def latest(self):
-        """The newest result so far (None before the first); never blocks."""
+        """The newest result so far (None before the first); never blocks. A consumer that
+        polls this way never holds the loop back, files included (frames may be skipped)."""
+        self._polling = True
         return self._latest
+
+    @property
+    def running(self):
+        """True until the source has ended (or the stream was closed)."""
+        return self._thread.is_alive()
 
     def __iter__(self):
         while True:

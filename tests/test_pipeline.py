@@ -205,3 +205,24 @@ def test_camera_errors_are_one_line(model, tmp_path):
                         str(tmp_path), "display://0"], capture_output=True, text=True,
                        cwd=str(ROOT), env=dict(os.environ, DISPLAY=""))
     assert r.returncode == 2 and "fix:" in r.stderr
+
+
+def test_polling_latest_never_holds_a_file_back(model, tmp_path):
+    vid = _video(tmp_path / "in.avi", frames=40)
+    s = jetseg.stream(vid, model)
+    s.latest()                                  # a polling consumer, never iterating
+    deadline = time.time() + 30
+    while s.running and time.time() < deadline:
+        time.sleep(0.05)
+    assert not s.running and s.latest().frame_id == 39 and s.stats.frames == 40
+    s.close()
+
+
+def test_example_script_runs_on_a_clip(model, tmp_path):
+    vid = _video(tmp_path / "in.avi", frames=20)
+    r = subprocess.run([sys.executable, str(ROOT / "examples" / "stream_latest.py"), "--engine",
+                        model, vid, "--seconds", "5", "--rate", "50", "--class", "road"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    lines = [l for l in r.stdout.splitlines() if l.startswith("frame")]
+    assert lines and "road" in lines[0] and "20 frames in" in r.stdout
