@@ -245,41 +245,46 @@ def _grid(shape, step, offset):
     return offset + np.arange(shape) * step + 0.5
 
 
-def _coarse_line(w, step, n_angles=24):
-    """Best half-plane for the sky on a small weight map: (normal, rho, score).
+def _half_plane(w, step, th):
+    """Best half-plane for the sky on a small weight map, over normal angles ``th``.
 
-    For each of ``n_angles`` normal directions over 180 degrees, histogram the signed
-    weights (+1 sky, -1 ground) along the normal and pick the threshold (and side) that
-    puts the most sky on one side and the most ground on the other. Area-based, so trees,
-    poles, noise and occlusions barely move it; its job is to say roughly where the line
-    is and on which side the sky lies.
-    """
-    h, wd = w.shape
+    For each angle, histogram the signed weights (+1 sky, -1 ground) along the normal
+    (cos, sin) and pick the threshold (and side) that puts the most sky on one side and the
+    most ground on the other. Returns (normal towards the sky, rho, angle)."""
     off = step // 2
     ys, xs = np.nonzero(w)
     wv = w[ys, xs].astype(np.float64)
     X = off + xs * float(step) + 0.5
     Y = off + ys * float(step) + 0.5
-    th = np.arange(n_angles) * (math.pi / n_angles)
     c, s = np.cos(th), np.sin(th)
     proj = c[:, None] * X[None, :] + s[:, None] * Y[None, :]
     lo = proj.min(axis=1)
-    nb = int(math.ceil(math.hypot(h * step, wd * step) / step)) + 2
+    nb = int(math.ceil(math.hypot(w.shape[0] + 1, w.shape[1] + 1))) + 2
     b = ((proj - lo[:, None]) * (1.0 / step)).astype(np.int64)
-    b += (np.arange(n_angles) * nb)[:, None]
-    hist = np.bincount(b.ravel(), weights=np.tile(wv, n_angles),
-                       minlength=n_angles * nb).reshape(n_angles, nb)
+    b += (np.arange(len(th)) * nb)[:, None]
+    hist = np.bincount(b.ravel(), weights=np.tile(wv, len(th)),
+                       minlength=len(th) * nb).reshape(len(th), nb)
     cum = np.cumsum(hist, axis=1)              # sum of weights in bins <= t
-    total = wv.sum()
-    pos = total - cum                          # sky on the + side of the threshold
+    pos = wv.sum() - cum                       # sky on the + side of the threshold
     ia, it = np.unravel_index(np.argmax(pos), pos.shape)
     ja, jt = np.unravel_index(np.argmax(cum), cum.shape)
     if pos[ia, it] >= cum[ja, jt]:
-        a, t, sign, score = ia, it, 1.0, pos[ia, it]
+        a, t, sign = ia, it, 1.0
     else:
-        a, t, sign, score = ja, jt, -1.0, cum[ja, jt]
+        a, t, sign = ja, jt, -1.0
     rho = lo[a] + (t + 1) * step               # upper edge of bin t
-    return (sign * c[a], sign * s[a]), sign * rho, score
+    return np.array([sign * c[a], sign * s[a]]), sign * rho, th[a]
+
+
+def _coarse_line(w, step):
+    """Area-based first guess: 7.5 degree steps over 180 degrees, then 1 degree steps.
+
+    It says on which side the sky is and roughly where the line runs: within a degree or
+    two under trees, poles and noise, but a big ground-class occluder straddling the line
+    (a wing) can pull it 10+ degrees, so the fit below only uses it as a loose prior.
+    """
+    _, _, a = _half_plane(w, step, np.arange(24) * (math.pi / 24))
+    return _half_plane(w, step, a + np.radians(np.arange(-4.0, 4.5, 1.0)))[:2]
 
 
 def _splits(w, step, offset):
@@ -292,7 +297,7 @@ def _splits(w, step, offset):
     n = w.shape[0]
     c = np.empty((n + 1, w.shape[1]), np.int32)
     c[0] = 0
-    np.cumsum(w, axis=0, out=c[1:])
+    np.cumsum(w, axis=0, dtype=np.int32, out=c[1:])
     k1 = np.argmax(c, axis=0)
     k2 = n - np.argmax(c[::-1], axis=0)         # last maximum
     cols = np.arange(w.shape[1])
@@ -302,6 +307,18 @@ def _splits(w, step, offset):
     k = 0.5 * (k1 + k2)
     pos = offset + k * step - step / 2.0 + 0.5
     return pos, cols, valid
+
+
+def _boundary_points(w, step, offset, n0):
+    """One boundary point (x, y) per column, or per row when the line is steeper than 45
+    degrees (``n0``, the coarse normal towards the sky, decides; it also says on which side
+    the sky is)."""
+    if abs(n0[1]) >= abs(n0[0]):                  # column-wise; sky at the top if n0y < 0
+        pos, idx, ok = _splits(w if n0[1] < 0 else -w, step, offset)
+        return np.stack([_grid(w.shape[1], step, offset)[idx[ok]], pos[ok]], axis=1)
+    wt = w.T                                      # row-wise; sky on the left if n0x < 0
+    pos, idx, ok = _splits(wt if n0[0] < 0 else -wt, step, offset)
+    return np.stack([pos[ok], _grid(w.shape[0], step, offset)[idx[ok]]], axis=1)
 
 
 def _tls(P, wts):
@@ -317,22 +334,32 @@ def _tls(P, wts):
     return nrm, float(nrm.dot(m))
 
 
-def _robust_line(P, thr, init, seed=0, trials=64):
-    """RANSAC (MSAC) on point pairs, then Tukey-weighted TLS: (normal, rho, inlier mask)."""
+def _robust_line(P, thr, init, max_turn_deg=30.0, seed=0, trials=96):
+    """RANSAC on point pairs, then Tukey-weighted TLS: (normal, rho, inlier mask).
+
+    ``init`` = (normal towards the sky, rho) of the coarse line. Candidates more than
+    ``max_turn_deg`` from it are not considered. The RANSAC cost (MSAC) is asymmetric:
+    clutter of ground classes (trees, poles, a wing) only ever puts boundary points on the
+    sky side of the true line, so a candidate that leaves many points on its ground side
+    (beyond ``thr``) is charged 9x more for them than for points on its sky side.
+    """
     n = len(P)
     rs = np.random.RandomState(seed)
     i = rs.randint(n, size=trials)
     j = rs.randint(n, size=trials)
-    keep = i != j
-    i, j = i[keep], j[keep]
     d = P[j] - P[i]
-    N = np.stack([-d[:, 1], d[:, 0]], axis=1)
-    N /= np.sqrt((N * N).sum(axis=1))[:, None]
+    L = np.sqrt((d * d).sum(axis=1))
+    keep = L > 1.0
+    i, d, L = i[keep], d[keep], L[keep]
+    N = np.stack([-d[:, 1], d[:, 0]], axis=1) / L[:, None]
+    n0 = np.asarray(init[0], np.float64)
+    N *= np.where(N.dot(n0) < 0, -1.0, 1.0)[:, None]     # every normal towards the sky
     rho = (N * P[i]).sum(axis=1)
-    N = np.vstack([N, np.asarray(init[0])[None, :]])
+    N = np.vstack([N, n0[None, :]])
     rho = np.append(rho, init[1])
     R = P.dot(N.T) - rho[None, :]
-    cost = np.minimum(R * R, thr * thr).sum(axis=0)
+    cost = np.minimum(R * R, np.where(R < 0, 9.0, 1.0) * (thr * thr)).sum(axis=0)
+    cost[N.dot(n0) < math.cos(math.radians(max_turn_deg))] = np.inf
     b = int(np.argmin(cost))
     inl = np.abs(R[:, b]) < thr
     if inl.sum() < 2:
@@ -398,23 +425,15 @@ def estimate_horizon(classes, sky_classes=("sky",), names=None, ignore_classes=(
         return Horizon(W, H, reason="no sky in view", sky_fraction=sky_frac)
     if n_gnd <= min_area * n_all:
         return Horizon(W, H, reason="no ground in view", sky_fraction=sky_frac)
-    n0, rho0, _ = _coarse_line(small, cs)
+    n0, rho0 = _coarse_line(small, cs)
 
-    # fine: one boundary point per column (or row), in the family the line is well posed in
+    # fine: one boundary point per column (or row), in the family the line is well posed in,
+    # kept when near the coarse line, then a robust fit close to the coarse angle
     so = step // 2
     w = _weights(classes[so::step, so::step], sky_ids, ign_ids)
-    columnwise = abs(n0[1]) >= abs(n0[0])
-    if columnwise:
-        sky_low = n0[1] < 0                       # sky at the top
-        pos, idx, ok = _splits(w if sky_low else -w, step, so)
-        P = np.stack([_grid(w.shape[1], step, so)[idx[ok]], pos[ok]], axis=1)
-    else:
-        sky_low = n0[0] < 0                       # sky on the left
-        wt = w.T
-        pos, idx, ok = _splits(wt if sky_low else -wt, step, so)
-        P = np.stack([pos[ok], _grid(w.shape[0], step, so)[idx[ok]]], axis=1)
+    P = _boundary_points(w, step, so, n0)
+    n_pts = len(P)
     thr = float(threshold) if threshold else max(2.0 * step, 0.01 * min(H, W))
-    n0 = np.asarray(n0, np.float64)
     if len(P) >= 3:
         nrm, rho, inl = _robust_line(P, thr, (n0, rho0))
         if nrm.dot(n0) < 0:                        # orient the normal towards the sky
@@ -431,14 +450,17 @@ def estimate_horizon(classes, sky_classes=("sky",), names=None, ignore_classes=(
     side = (nrm[0] * xs[None, :] + nrm[1] * ys[:, None]) > rho
     wrong = int(((small > 0) & ~side).sum() + ((small < 0) & side).sum())
     sep = max(0.0, 1.0 - wrong / float(min(n_sky, n_gnd)))
-    if len(P) >= 3:
-        conf = sep * (n_in / float(len(P))) * min(1.0, n_in / 8.0)
-    else:
-        conf = 0.5 * sep * (1.0 if len(P) else 0.5)
+    h = Horizon(W, H, normal=nrm, rho=rho, sky_fraction=sky_frac, points=n_pts, inliers=n_in)
+    if h.p0 is None:
+        support = 0.0
+    else:   # inliers against the columns (rows) the line crosses; half of them seen is plenty
+        axis = 0 if abs(nrm[1]) >= abs(nrm[0]) else 1
+        crossed = max(1.0, abs(h.p1[axis] - h.p0[axis]) / step)
+        support = min(1.0, n_in / (0.5 * crossed)) * min(1.0, n_in / 8.0)
+    conf = sep * support if len(P) >= 3 else 0.25 * sep
     if conf < 0.3 and reason == "ok":
         reason = "weak: sky/ground boundary is not a straight line"
-    h = Horizon(W, H, normal=nrm, rho=rho, confidence=min(1.0, max(0.0, conf)), reason=reason,
-                sky_fraction=sky_frac, points=len(P), inliers=n_in)
+    h.confidence, h.reason = min(1.0, max(0.0, conf)), reason
     if h.inverted and reason == "ok":
         h.reason = "ok (sky below the line: camera upside down?)"
     return h
@@ -659,9 +681,8 @@ class Gate(object):
         Gate("land_here", classes=["Grass"], above=0.6)
         gate.check(res.class_fractions())                 # True / False
 
-    ``classes`` are names summed together; the gate fires when their share is above
-    ``above`` and/or below ``below`` (both given: outside neither bound, i.e. above AND
-    below must hold).
+    ``classes`` are names (case-insensitive) whose shares are summed; the gate fires when
+    the sum is above ``above``, below ``below``, or, with both given, between them.
     """
 
     def __init__(self, action, classes, above=None, below=None, message=None):
