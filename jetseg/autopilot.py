@@ -482,19 +482,21 @@ class HorizonFilter(object):
     by ``beta * confidence``), so a confidence-0 frame only coasts on the predicted rate.
     Roll is a line angle: 89 and -89 degrees are 2 degrees apart, not 178. Measurements
     below ``min_confidence`` are ignored; after ``max_coast`` seconds (or frames, without
-    ``t``) without one the rates are zeroed. The returned Horizon's confidence is an
+    ``t``) without one the rates are zeroed. Time steps shorter than ``min_dt`` (frames
+    that arrive in a burst from a camera buffer) count as ``min_dt``. The returned Horizon's confidence is an
     exponential average of the measured confidences (decaying while coasting).
     beta=0 gives a plain exponential filter.
     """
 
-    def __init__(self, alpha=0.5, beta=0.1, min_confidence=0.2, max_coast=1.0):
+    def __init__(self, alpha=0.5, beta=0.1, min_confidence=0.2, max_coast=1.0, min_dt=1.0 / 120):
         if not (0 < alpha <= 1) or not (0 <= beta < 2):
             raise JetsegError("HorizonFilter gains alpha={}, beta={} are unstable".format(
                 alpha, beta), fix="use 0 < alpha <= 1 and 0 <= beta < 2 (e.g. 0.5, 0.1)")
         self.alpha, self.beta = float(alpha), float(beta)
         self.min_confidence = float(min_confidence)
         self.max_coast = float(max_coast)
-        self.reset()
+        self.min_dt = float(min_dt)     # frames closer than this (buffered bursts) do not
+        self.reset()                    # blow the rate estimate up
 
     def reset(self):
         self.roll = self.pitch = None
@@ -507,9 +509,10 @@ class HorizonFilter(object):
 
     def update(self, h, t=None):
         """Fold in one Horizon (from estimate_horizon); returns the smoothed Horizon."""
+        floor = 1e-6 if t is None else self.min_dt
         t = float(self._n if t is None else t)
         self._n += 1
-        dt = 1.0 if self._t is None else max(1e-6, t - self._t)
+        dt = 1.0 if self._t is None else max(floor, t - self._t)
         self._t = t
         c = float(h.confidence) if h.normal is not None else 0.0
         usable = c >= self.min_confidence

@@ -3,6 +3,7 @@
     jetseg-camera --engine engines/camvid.onnx csi://0 display://0
     jetseg-camera --engine engines/camvid.onnx /dev/video0 --serve 127.0.0.1:8080
     jetseg-camera --engine engines/camvid.onnx drive.mp4 out.mp4 --headless --stats
+    jetseg-camera --engine engines/camvid.onnx csi://0 --emit udp://127.0.0.1:14560 --headless
 """
 import argparse
 import signal
@@ -34,6 +35,13 @@ def build_parser():
     p.add_argument("--input-loop", type=int, default=0,
                    help="replay files N more times (-1: forever)")
     p.add_argument("--max-frames", type=int, help="stop after N frames")
+    a = p.add_argument_group("autopilot signals")
+    a.add_argument("--emit", action="append", metavar="URI", default=[],
+                   help="udp://HOST:PORT or jsonl:FILE: one JSON record a frame (repeatable)")
+    a.add_argument("--sky-classes", help="comma-separated sky class names (default: Sky)")
+    a.add_argument("--free-classes", help="comma-separated free-space classes (default: Road)")
+    a.add_argument("--sectors", type=int, default=9, help="free-space sectors")
+    a.add_argument("--hfov", type=float, default=62.2, help="camera horizontal field of view")
     p.add_argument("--debug", action="store_true")
     p.add_argument("--quiet", "-q", action="store_true")
     return p
@@ -51,6 +59,13 @@ def run(args):
         from .web import WebView
         pipe.sinks.append(WebView(args.serve, net, args.visualize, title=args.model,
                                   stats=pipe.stats))
+    if args.emit:
+        from .emit import EmitSink, Signals
+        split = lambda t: [c.strip() for c in t.split(",") if c.strip()] if t else None
+        signals = Signals(net.classes, split(args.sky_classes), split(args.free_classes),
+                          args.sectors, args.hfov, model=args.model,
+                          frame_rate=None if source.live else (source.fps or 30.0))
+        pipe.sinks.append(EmitSink(args.emit, signals, pipe.stats))
     if args.stats:
         pipe.on_result.append(StatsPrinter(net, pipe.stats))
     if threading.current_thread() is threading.main_thread():
