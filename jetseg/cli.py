@@ -189,6 +189,8 @@ def build_parser():
     i.add_argument("model")
     i.add_argument("--backend", default="auto", choices=("auto", "onnxruntime", "tensorrt"))
     i.set_defaults(func=cmd_info)
+    from . import trt_cli
+    trt_cli.register(sub, common)
     for name, (_, text) in sorted(DELEGATED.items()):
         sub.add_parser(name, help=text + " (needs the export extra)")
     return p
@@ -198,6 +200,7 @@ def build_parser():
 # forwards to them, so a Jetson without torch still runs everything else.
 DELEGATED = {
     "export": ("jetseg_export.cli", "PyTorch model -> ONNX with pre/post-processing"),
+    "train": ("jetseg_export.train", "train a segmentation net on a labelled dataset"),
 }
 
 
@@ -226,6 +229,7 @@ def setup_logging(debug=False, quiet=False, prog="jetseg"):
 def run_guarded(parser, func, argv, prog="jetseg"):
     """Parse, run, and turn user-fixable errors into one line + exit code 2."""
     args = parser.parse_args(argv)
+    saved = (list(log.handlers), log.level, log.propagate)
     setup_logging(getattr(args, "debug", False), getattr(args, "quiet", False), prog)
     try:
         return func(args)
@@ -237,6 +241,8 @@ def run_guarded(parser, func, argv, prog="jetseg"):
     except KeyboardInterrupt:
         sys.stderr.write("{}: interrupted; outputs written so far are complete\n".format(prog))
         return 130
+    finally:        # called from Python (tests, scripts): leave logging as it was
+        log.handlers[:], log.level, log.propagate = saved[0], saved[1], saved[2]
 
 
 def main(argv=None):

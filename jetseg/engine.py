@@ -202,7 +202,7 @@ def sha256_file(path, chunk=1 << 20):
 def gpu_tag(name, compute_capability):
     """("NVIDIA Tegra X1", (5, 3)) -> "tegra-x1-sm53"."""
     slug = re.sub(r"[^a-z0-9]+", "-", str(name or "gpu").lower()).strip("-")
-    slug = re.sub(r"^(nvidia|geforce)-", "", slug) or "gpu"
+    slug = re.sub(r"^nvidia-", "", slug) or "gpu"
     cc = _cc(compute_capability) or (0, 0)
     return "{}-sm{}{}".format(slug[:40], cc[0], cc[1])
 

@@ -57,3 +57,13 @@ def run_cli(*args, env=None, timeout=120):
 
 def rng_frame(w, h, seed=0):
     return np.random.RandomState(seed).randint(0, 256, (h, w, 3)).astype(np.uint8)
+
+
+@pytest.fixture(autouse=True)
+def _restore_jetseg_logger():
+    """CLI entry points called in-process configure the 'jetseg' logger; undo it after."""
+    import logging
+    log = logging.getLogger("jetseg")
+    saved = (list(log.handlers), log.level, log.propagate)
+    yield
+    log.handlers[:], log.level, log.propagate = saved[0], saved[1], saved[2]

@@ -33,7 +33,7 @@ def test_threads_and_cpu_provider_run_the_model(tiny):
     np.testing.assert_allclose(out[0], net.logits(x[0]), atol=1e-5)
 
 
-def test_engine_files_say_tensorrt_is_not_here_yet(tmp_path):
+def test_engine_files_need_tensorrt_installed(tmp_path):
     p = tmp_path / "m.engine"
     p.write_bytes(b"x")
     with pytest.raises(JetsegError, match="TensorRT"):

@@ -47,7 +47,8 @@ def check_model_file(path):
 
 
 def open_backend(path, backend="auto", **options):
-    """Open ``path`` with the named backend; ``auto`` picks by file type."""
+    """Open ``path`` with the named backend; ``auto`` picks by file type (an .onnx on a
+    Jetson with TensorRT runs as a cached engine)."""
     path = check_model_file(path)
     if backend not in BACKENDS:
         raise JetsegError("unknown backend {!r}".format(backend),
@@ -55,8 +56,17 @@ def open_backend(path, backend="auto", **options):
     if backend == "auto":
         ext = os.path.splitext(path)[1].lower()
         backend = "tensorrt" if ext in (".engine", ".plan", ".trt") else "onnxruntime"
+        if backend == "onnxruntime" and not options.get("providers"):
+            # on a Jetson with TensorRT an ONNX runs as an engine cached beside it (built on
+            # the first start, as jetson-inference does); --backend onnxruntime opts out
+            import importlib.util
+            if (os.path.exists("/etc/nv_tegra_release")
+                    and importlib.util.find_spec("tensorrt") is not None):
+                backend = "tensorrt"
     if backend == "onnxruntime":
         from .onnxruntime import OrtBackend
         return OrtBackend(path, **options)
-    raise JetsegError("the TensorRT backend is not available in this jetseg yet", path=path,
-                      fix="run the .onnx model with --backend onnxruntime")
+    # TensorRT: an engine file, or an .onnx built into the engine cache beside it. A missing
+    # `tensorrt` module is a JetsegError naming TensorRT and how to get it.
+    from .tensorrt import TrtBackend
+    return TrtBackend(path, **options)

@@ -286,6 +286,9 @@ class TrtBackend(Backend):
                               "memory?)", path=self.path,
                               fix="close other GPU programs, or build with a smaller "
                                   "--workspace")
+        if memory not in ("auto", "mapped", "pinned"):
+            raise JetsegError("unknown memory placement {!r}".format(memory),
+                              fix="use auto, mapped (zero-copy) or pinned (copies)")
         self.io = make_io(trt, engine, self.context)
         self.metadata = metadata
         self.memory = memory
@@ -320,8 +323,9 @@ class TrtBackend(Backend):
         for slot in self._slots.values():
             slot.free()
         self._slots = {}
+        declared = dict((n, s) for n, _, s, _ in self._tensors)
         for name, shape in input_shapes.items():
-            if any(d < 0 for d in self.io.shape(name)):
+            if any(d < 0 for d in declared[name]):      # dynamic: tell TensorRT every size
                 self.io.set_input_shape(name, shape)
         for name, is_input, _, _ in self._tensors:
             shape = input_shapes[name] if is_input else self.io.shape(name)

@@ -1,0 +1,256 @@
+"""jetseg.cuda without a GPU: finding libcudart, the "no CUDA here" errors, and the ctypes
+marshalling of every call against a *host-memory emulation* of libcudart.
+
+What these tests do NOT show: that real CUDA behaves as emulated. They show that our
+ctypes signatures, pointer handling, error checking and buffer objects do what we mean;
+real device memory, mapped memory and streams are exercised by ``jetseg doctor --selftest``
+on a CUDA machine only.
+"""
+import ctypes
+
+import numpy as np
+import pytest
+
+from jetseg import cuda
+from jetseg.errors import JetsegError
+
+
+class EmulatedCudart(object):
+    """A stand-in for libcudart made of real C function pointers (ctypes CFUNCTYPE), so the
+    calls go through the same argtypes/restype conversion as the real library. Device and
+    host memory are both plain host buffers; the calls made are recorded in ``calls``."""
+
+    def __init__(self, integrated=False, cc=(8, 7), can_map=True, name=b"Emulated GPU",
+                 fail=None, devices=1):
+        self.calls, self.mem, self.fail, self._keep = [], {}, dict(fail or {}), []
+        self.attrs = {cuda.ATTR_INTEGRATED: int(integrated), cuda.ATTR_CAN_MAP_HOST_MEMORY:
+                      int(can_map), cuda.ATTR_CC_MAJOR: cc[0], cuda.ATTR_CC_MINOR: cc[1]}
+        self.name, self.devices = name, devices
+        self._strings = {}
+        impls = {
+            "cudaGetErrorString": lambda code: self._string("error string {}".format(code)),
+            "cudaGetErrorName": lambda code: self._string("cudaErrorCode{}".format(code)),
+            "cudaRuntimeGetVersion": lambda p: self._set(p, 10020),
+            "cudaDriverGetVersion": lambda p: self._set(p, 10020),
+            "cudaGetDeviceCount": lambda p: self._set(p, self.devices),
+            "cudaSetDevice": lambda d: 0,
+            "cudaSetDeviceFlags": lambda f: 0,
+            "cudaDeviceGetAttribute": lambda p, a, d: self._set(p, self.attrs[a]),
+            "cudaGetDeviceProperties_v2": self._props,
+            "cudaGetDeviceProperties": self._props,
+            "cudaMemGetInfo": lambda f, t: self._set2(f, t, 1 << 30, 4 << 30),
+            "cudaMalloc": lambda pp, n: self._alloc(pp, n, "device"),
+            "cudaFree": lambda p: self._free(p, "device"),
+            "cudaHostAlloc": lambda pp, n, flags: self._alloc(pp, n, "host", flags),
+            "cudaFreeHost": lambda p: self._free(p, "host"),
+            "cudaHostGetDevicePointer": self._devptr,
+            "cudaMemcpy": lambda d, s, n, k: self._copy(d, s, n),
+            "cudaMemcpyAsync": lambda d, s, n, k, st: self._copy(d, s, n),
+            "cudaStreamCreate": lambda pp: self._set(pp, 0x5000 + len(self.calls)),
+            "cudaStreamDestroy": lambda s: 0,
+            "cudaStreamSynchronize": lambda s: 0,
+            "cudaEventCreate": lambda pp: self._set(pp, 0x7000 + len(self.calls)),
+            "cudaEventDestroy": lambda e: 0,
+            "cudaEventRecord": lambda e, s: 0,
+            "cudaEventSynchronize": lambda e: 0,
+            "cudaEventElapsedTime": lambda p, a, b: self._set(p, 0.25),
+        }
+        for name, impl in impls.items():
+            argtypes, restype = cuda._SIGS[name]
+            if restype is ctypes.c_char_p:     # callbacks cannot return char*; an address can
+                restype = ctypes.c_void_p
+            proto = ctypes.CFUNCTYPE(restype, *argtypes)
+            f = proto(self._recorder(name, impl))
+            self._keep.append(f)
+            setattr(self, name, f)
+
+    def _recorder(self, name, impl):
+        def call(*args):
+            self.calls.append(name)
+            if name in self.fail:
+                return self.fail[name]
+            return impl(*args)
+        return call
+
+    def _string(self, text):
+        if text not in self._strings:
+            self._strings[text] = ctypes.create_string_buffer(text.encode("ascii"))
+        return ctypes.addressof(self._strings[text])
+
+    @staticmethod
+    def _set(p, value):
+        p[0] = value
+        return 0
+
+    @staticmethod
+    def _set2(a, b, va, vb):
+        a[0], b[0] = va, vb
+        return 0
+
+    def _props(self, ptr, dev):
+        ctypes.memmove(ptr, self.name + b"\0", len(self.name) + 1)
+        return 0
+
+    def _alloc(self, pp, n, kind, flags=0):
+        buf = ctypes.create_string_buffer(max(1, n))
+        addr = ctypes.addressof(buf)
+        self.mem[addr] = (kind, buf, flags)
+        pp[0] = addr
+        return 0
+
+    def _free(self, p, kind):
+        if p not in self.mem or self.mem[p][0] != kind:
+            return 1                                   # cudaErrorInvalidValue
+        del self.mem[p]
+        return 0
+
+    def _devptr(self, pp, host, flags):
+        entry = self.mem.get(host)
+        if entry is None or not entry[2] & cuda.HOST_ALLOC_MAPPED:
+            return 1
+        pp[0] = host                                   # unified addressing: same address
+        return 0
+
+    @staticmethod
+    def _copy(dst, src, n):
+        ctypes.memmove(dst, src, n)
+        return 0
+
+
+def emulated_runtime(**kw):
+    lib = EmulatedCudart(**kw)
+    return cuda.CudaRuntime(lib=lib, path="emulated-libcudart").init_device(), lib
+
+
+# ---- library discovery -------------------------------------------------------------------
+def test_find_cudart_prefers_explicit_path_then_newest_in_each_folder(tmp_path):
+    old, new = tmp_path / "cuda-10.2" / "lib64", tmp_path / "cuda-12" / "lib64"
+    for d, names in ((old, ["libcudart.so.10.2", "libcudart.so.10.2.300"]),
+                     (new, ["libcudart.so.12", "libcudart.so.12.4.127"])):
+        d.mkdir(parents=True)
+        for n in names:
+            (d / n).write_bytes(b"")
+    got = cuda.find_cudart(environ={"JETSEG_CUDART": "/opt/x/libcudart.so"},
+                           dirs=[str(old), str(new)])
+    assert got[0] == "/opt/x/libcudart.so"
+    assert got[1:3] == [str(old / "libcudart.so.10.2.300"), str(old / "libcudart.so.10.2")]
+    assert got[3] == str(new / "libcudart.so.12.4.127")
+    assert "libcudart.so.10.2" in got and "libcudart.so.13" in got   # loader's own search
+
+
+def test_search_dirs_cover_jetpack_toolkits_and_env(tmp_path):
+    dirs = cuda.search_dirs({"LD_LIBRARY_PATH": "/a:/b", "CUDA_HOME": "/opt/cuda"})
+    assert dirs[:2] == ["/a", "/b"]
+    assert "/opt/cuda/lib64" in dirs and "/usr/local/cuda/lib64" in dirs
+    assert "/usr/local/cuda/targets/aarch64-linux/lib" in dirs    # JetPack's layout
+
+
+def test_no_cudart_is_a_clear_error(tmp_path):
+    bogus = tmp_path / "libcudart.so.10.2"
+    bogus.write_bytes(b"not an ELF file")
+    with pytest.raises(JetsegError) as e:
+        cuda.load_cudart([str(bogus), "libcudart-does-not-exist.so"])
+    msg = str(e.value)
+    assert "CUDA runtime library (libcudart) was not found" in msg
+    assert str(bogus) in msg and "JetPack" in msg and "--backend onnxruntime" in msg
+
+
+def test_real_libcudart_here_loads_and_reports_no_gpu():
+    """This machine has a CUDA 13 libcudart but no GPU/driver: the real library must load
+    through our signatures and the failure must read as CUDA's own words."""
+    try:
+        lib, path = cuda.load_cudart()
+    except JetsegError:
+        pytest.skip("no libcudart on this machine")
+    rt = cuda.CudaRuntime(lib, path)
+    assert rt.runtime_version() >= 10000
+    try:
+        rt.init_device()
+    except cuda.CudaError as e:
+        assert e.code is not None and "cuda" in str(e).lower()
+        assert "no usable CUDA GPU here" in str(e) or "failed" in str(e)
+    else:
+        pytest.skip("a CUDA GPU is visible here: see jetseg doctor --selftest")
+
+
+# ---- marshalling and errors, against the emulation ---------------------------------------
+def test_errors_carry_cuda_name_and_string():
+    rt, lib = emulated_runtime(fail={"cudaMalloc": 2})
+    with pytest.raises(cuda.CudaError) as e:
+        rt.malloc(100)
+    assert e.value.code == 2
+    assert "cudaMalloc failed (cudaErrorCode2: error string 2)" in str(e.value)
+
+
+def test_no_device_says_so_with_the_fix():
+    with pytest.raises(cuda.CudaError, match="no CUDA GPU is visible.*JetPack"):
+        emulated_runtime(devices=0)
+    with pytest.raises(cuda.CudaError, match="no usable CUDA GPU here.*cudaGetDeviceCount"):
+        emulated_runtime(fail={"cudaGetDeviceCount": 100})
+
+
+def test_device_properties_from_attributes_and_name():
+    rt, _ = emulated_runtime(integrated=True, cc=(5, 3), name=b"NVIDIA Tegra X1")
+    p = rt.device_properties()
+    assert p["name"] == "NVIDIA Tegra X1" and p["compute_capability"] == (5, 3)
+    assert p["integrated"] is True and p["can_map_host_memory"] is True
+    assert cuda.version_text(rt.runtime_version()) == "10.2"
+
+
+def test_pinned_device_and_mapped_buffers_round_trip():
+    rt, lib = emulated_runtime()
+    a = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    with cuda.HostBuffer(a.shape, a.dtype, rt=rt) as src, \
+            cuda.HostBuffer(a.shape, a.dtype, rt=rt) as dst, \
+            cuda.DeviceBuffer(a.nbytes, rt=rt) as dev, cuda.Stream(rt=rt) as s:
+        src.array[...] = a
+        dev.copy_from(src, s)
+        dev.copy_to(dst, s)
+        s.synchronize()
+        np.testing.assert_array_equal(dst.array, a)
+        assert dst.device_ptr is None
+    with cuda.HostBuffer((4,), "uint8", mapped=True, rt=rt) as m:
+        assert m.device_ptr == m.ptr                  # emulated unified address
+    assert "cudaMemcpyAsync" in lib.calls and "cudaHostGetDevicePointer" in lib.calls
+    assert lib.mem == {}                              # everything allocated was freed
+
+
+def test_events_time_a_stream():
+    rt, _ = emulated_runtime()
+    a, b = cuda.Event(rt=rt), cuda.Event(rt=rt)
+    a.record()
+    b.record()
+    b.synchronize()
+    assert b.elapsed_ms(a) == 0.25
+    a.close()
+    b.close()
+
+
+def test_device_buffer_refuses_a_mismatched_host_array():
+    rt, _ = emulated_runtime()
+    with cuda.DeviceBuffer(16, rt=rt) as dev:
+        with pytest.raises(JetsegError, match="host array of 8 bytes"):
+            dev.copy_from(np.zeros(2, np.float32))
+
+
+@pytest.mark.parametrize("props,inp,out", [
+    ({"integrated": False, "can_map_host_memory": True, "compute_capability": (8, 6)},
+     "pinned", "pinned"),                                    # desktop GPU: copies
+    ({"integrated": True, "can_map_host_memory": True, "compute_capability": (8, 7)},
+     "mapped", "mapped"),                                    # Orin: zero-copy both ways
+    ({"integrated": True, "can_map_host_memory": True, "compute_capability": (7, 2)},
+     "mapped", "mapped"),                                    # Xavier: I/O coherent
+    ({"integrated": True, "can_map_host_memory": True, "compute_capability": (5, 3)},
+     "mapped", "pageable"),                                  # Nano: CPU reads cached memory
+])
+def test_memory_plan(props, inp, out):
+    assert cuda.memory_plan(props, "input") == inp
+    assert cuda.memory_plan(props, "output") == out
+
+
+def test_loaded_cudart_reads_the_process_map(tmp_path):
+    maps = tmp_path / "maps"
+    maps.write_text("7f00-7f01 r-xp 0 00:00 1 /usr/lib/libc.so.6\n"
+                    "7f02-7f03 r-xp 0 00:00 2 /usr/local/cuda-10.2/lib64/libcudart.so.10.2.300\n")
+    assert cuda.loaded_cudart(str(maps)).endswith("libcudart.so.10.2.300")
+    assert cuda.loaded_cudart(str(tmp_path / "none")) is None

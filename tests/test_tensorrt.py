@@ -1,0 +1,866 @@
+"""The TensorRT side without TensorRT.
+
+Real tests (pure Python, no fakes): the engine header format, the guard, cache naming and
+staleness, atomic writes, reading ONNX facts from raw bytes, and the errors a user gets on a
+machine without TensorRT.
+
+API-shape tests (marked in their names): our dispatch between TensorRT's API generations,
+run against *recording fakes* that only mimic each generation's method names (8.2:
+bindings + execute_async_v2; 8.5: both; 10: named tensors + execute_async_v3) and a host
+emulation of libcudart (tests/test_cuda.py). They prove which calls jetseg makes and in
+what order, NOT that TensorRT accepts them: that needs a Jetson or a CUDA machine with
+TensorRT (``jetseg doctor --selftest``).
+"""
+import argparse
+import ctypes
+import json
+import os
+from types import SimpleNamespace
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from conftest import NAMES5, run_cli
+from jetseg import cuda, engine as eng
+from jetseg.backends import open_backend
+from jetseg.backends import tensorrt as trtmod
+from jetseg.errors import JetsegError
+from test_cuda import emulated_runtime
+
+NANO = {"tensorrt": "8.2.1.8", "gpu": "NVIDIA Tegra X1", "compute_capability": (5, 3),
+        "integrated": True, "can_map_host_memory": True, "cuda": "10.2"}
+ORIN = {"tensorrt": "10.3.0.30", "gpu": "Orin", "compute_capability": (8, 7),
+        "integrated": True, "can_map_host_memory": True, "cuda": "12.6"}
+DESKTOP = {"tensorrt": "10.3.0.30", "gpu": "NVIDIA GeForce RTX 3060",
+           "compute_capability": (8, 6), "integrated": False, "can_map_host_memory": True}
+
+
+# ==== engine file format ==================================================================
+
+@pytest.fixture
+def keep_logging():
+    """run_guarded sets up jetseg's logger for a CLI run: put it back afterwards."""
+    from jetseg.errors import log
+    saved = (list(log.handlers), log.level, log.propagate)
+    yield log
+    log.handlers[:] = saved[0]
+    log.setLevel(saved[1])          # setLevel, not the attribute: it clears logging's cache
+    log.propagate = saved[2]
+
+def test_header_round_trip_and_plan_stripped_byte_exact(tmp_path):
+    meta = {"jetseg.classes": json.dumps(NAMES5), "jetseg.precision": '"fp32"'}
+    h = eng.make_header(meta, tensorrt="8.2.1.8", gpu="NVIDIA Tegra X1",
+                        compute_capability=(5, 3), precision="fp16", onnx_sha256="ab" * 32,
+                        source="camvid.onnx", flags={"workspace_mb": 512})
+    plan = bytes(bytearray(range(256))) * 10 + eng.MAGIC       # any bytes, even our magic
+    p = eng.write_engine(str(tmp_path / "m.engine"), h, plan)
+    header, got = eng.read_engine(p)
+    assert got == plan
+    assert header["metadata"] == meta and header["compute_capability"] == [5, 3]
+    assert header["format"] == eng.FORMAT and header["flags"] == {"workspace_mb": 512}
+    assert eng.read_header(p) == header
+    with open(p, "rb") as f:
+        data = f.read()
+    assert data.startswith(eng.MAGIC)
+    h2, offset = eng.split_engine(data)
+    assert h2 == header and data[offset:] == plan
+
+
+def test_plain_plan_without_header_loads_as_is(tmp_path):
+    p = tmp_path / "trtexec.plan"
+    p.write_bytes(b"ftrt\x00\x01plan-from-trtexec")
+    assert eng.read_engine(str(p)) == (None, b"ftrt\x00\x01plan-from-trtexec")
+    assert eng.read_header(str(p)) is None
+    assert eng.split_engine(b"ftrt") == (None, 0)
+
+
+@pytest.mark.parametrize("tail,why", [
+    (b"\xff\xff\xff\x7f{}", "impossible"),
+    (eng._LEN.pack(5) + b"{nope", "not valid JSON"),
+    (eng._LEN.pack(2) + b"{}", "plan after it is missing"),
+    (b"\x01", "cut short"),
+])
+def test_damaged_headers_are_named(tmp_path, tail, why):
+    p = tmp_path / "bad.engine"
+    p.write_bytes(eng.MAGIC + tail)
+    with pytest.raises(JetsegError, match=why) as e:
+        eng.read_engine(str(p))
+    assert "jetseg build" in str(e.value)
+
+
+def test_newer_header_format_asks_for_upgrade():
+    blob = eng.pack_engine({"format": eng.FORMAT + 1}, b"plan")
+    with pytest.raises(JetsegError, match="newer than this jetseg"):
+        eng.split_engine(blob)
+
+
+# ==== guard ===============================================================================
+def _header(facts, **kw):
+    return eng.make_header({}, tensorrt=facts["tensorrt"], gpu=facts["gpu"],
+                           compute_capability=facts["compute_capability"],
+                           precision="fp16", source="camvid.onnx", **kw)
+
+
+def test_guard_accepts_same_trt_release_and_gpu():
+    assert eng.compat_problems(_header(NANO), NANO) == []
+    other_build = dict(NANO, tensorrt="8.2.1.9")            # same release, other build number
+    assert eng.compat_problems(_header(NANO), other_build) == []
+    eng.check_engine(_header(ORIN), ORIN, "x.engine")
+
+
+def test_guard_refuses_other_tensorrt_with_rebuild_command():
+    with pytest.raises(JetsegError) as e:
+        eng.check_engine(_header(NANO), dict(NANO, tensorrt="8.5.2.2"), "cam.engine")
+    msg = str(e.value)
+    assert "built by TensorRT 8.2.1.8 and this is TensorRT 8.5.2.2" in msg
+    assert "jetseg build camvid.onnx --precision fp16 -o cam.engine" in msg
+
+
+def test_guard_refuses_other_gpu():
+    probs = eng.compat_problems(_header(NANO), ORIN)
+    assert any("compute capability 5.3 (NVIDIA Tegra X1) and this GPU is 8.7 (Orin)" in p
+               for p in probs)
+    same_cc_other_name = dict(DESKTOP, gpu="NVIDIA RTX A2000")
+    probs = eng.compat_problems(_header(DESKTOP), same_cc_other_name)
+    assert probs == ["it was built on a NVIDIA GeForce RTX 3060 and this GPU is a NVIDIA RTX "
+                     "A2000"]
+    hw = _header(DESKTOP, flags={"hardware_compatible": True})
+    assert eng.compat_problems(hw, same_cc_other_name) == []
+
+
+# ==== cache naming and staleness ==========================================================
+def test_cache_names(tmp_path):
+    onnx_path = str(tmp_path / "camvid.onnx")
+    assert eng.cache_path(onnx_path, "fp16", NANO) == str(
+        tmp_path / "camvid.fp16.tegra-x1-sm53.trt8.2.1.engine")
+    assert os.path.basename(eng.cache_path(onnx_path, "int8", ORIN)) == \
+        "camvid.int8.orin-sm87.trt10.3.0.engine"
+    assert os.path.basename(eng.cache_path(onnx_path, "fp32", DESKTOP)) == \
+        "camvid.fp32.geforce-rtx-3060-sm86.trt10.3.0.engine"
+
+
+def test_cache_falls_back_to_user_cache_for_read_only_model_folder(tmp_path, monkeypatch):
+    ro = str(tmp_path / "ro")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, m: False if p == ro else real(p, m))
+    p = eng.cache_path(os.path.join(ro, "camvid.onnx"), "fp16", NANO)
+    assert p.startswith(str(tmp_path / "xdg" / "jetseg" / "engines"))
+    assert p.endswith("-camvid.fp16.tegra-x1-sm53.trt8.2.1.engine")
+
+
+class CountingBuild(object):
+    """A build function that writes a real jetseg engine with a fake plan."""
+
+    def __init__(self, facts):
+        self.facts, self.calls = facts, []
+
+    def __call__(self, onnx_path, out, precision):
+        self.calls.append((onnx_path, out, precision))
+        h = _header(self.facts, onnx_sha256=eng.sha256_file(onnx_path))
+        h["precision"] = precision
+        eng.write_engine(out, h, b"PLAN")
+
+
+def test_engine_rebuilt_only_when_onnx_trt_gpu_or_precision_changes(tmp_path):
+    model = tmp_path / "camvid.onnx"
+    model.write_bytes(b"onnx v1")
+    build = CountingBuild(NANO)
+    p1 = eng.ensure_engine(str(model), "fp16", NANO, build)
+    assert len(build.calls) == 1 and os.path.exists(p1)
+    assert eng.ensure_engine(str(model), "fp16", NANO, build) == p1
+    assert eng.ensure_engine(str(model), "fp16", dict(NANO, tensorrt="8.2.1.9"), build) == p1
+    assert len(build.calls) == 1                          # fresh: nothing rebuilt
+    model.write_bytes(b"onnx v2")                         # hash change
+    assert eng.ensure_engine(str(model), "fp16", NANO, build) == p1
+    assert len(build.calls) == 2
+    p32 = eng.ensure_engine(str(model), "fp32", NANO, build)          # precision
+    newer = CountingBuild(dict(NANO, tensorrt="8.5.2.2"))
+    p85 = eng.ensure_engine(str(model), "fp16", newer.facts, newer)   # TensorRT
+    xavier = dict(NANO, gpu="Xavier", compute_capability=(7, 2))
+    px = eng.ensure_engine(str(model), "fp16", xavier, CountingBuild(xavier))   # GPU
+    assert len({p1, p32, p85, px}) == 4
+    assert eng.ensure_engine(str(model), "fp16", NANO, build, rebuild=True) == p1
+    assert len(build.calls) == 4
+
+
+def test_stale_reasons(tmp_path):
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"x")
+    path = str(tmp_path / "m.engine")
+    assert eng.engine_is_fresh(path, "h", "fp16", NANO) == (False, "no cached engine yet")
+    (tmp_path / "m.engine").write_bytes(b"plain plan")
+    assert "no jetseg header" in eng.engine_is_fresh(path, "h", "fp16", NANO)[1]
+    eng.write_engine(path, _header(NANO, onnx_sha256="h"), b"P")
+    assert eng.engine_is_fresh(path, "h", "fp16", NANO) == (True, "")
+    assert "ONNX model changed" in eng.engine_is_fresh(path, "other", "fp16", NANO)[1]
+    assert "built for fp16" in eng.engine_is_fresh(path, "h", "int8", NANO)[1]
+
+
+# ==== atomic writes =======================================================================
+def test_failed_engine_write_leaves_old_file_and_no_partial(tmp_path, monkeypatch):
+    path = str(tmp_path / "m.engine")
+    eng.write_engine(path, _header(NANO), b"OLD PLAN")
+    monkeypatch.setattr(os, "replace", lambda a, b: (_ for _ in ()).throw(OSError(28, "No "
+                                                                           "space left")))
+    with pytest.raises(JetsegError, match="cannot write output"):
+        eng.write_engine(path, _header(NANO), b"NEW PLAN" * 1000)
+    assert eng.read_engine(path)[1] == b"OLD PLAN"
+    assert os.listdir(str(tmp_path)) == ["m.engine"]
+
+
+def test_interrupted_engine_write_leaves_nothing(tmp_path, monkeypatch):
+    def interrupted(fd):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(os, "fsync", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        eng.write_engine(str(tmp_path / "new.engine"), _header(NANO), b"PLAN")
+    assert os.listdir(str(tmp_path)) == []
+
+
+# ==== ONNX facts from raw bytes ===========================================================
+def _onnx_with(tmp_path, nodes, meta=None, name="m.onnx"):
+    g = helper.make_graph(nodes, "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 6])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 4, 6])],
+                          [numpy_helper.from_array(np.float32(0.5), "s"),
+                           numpy_helper.from_array(np.int8(0), "z"),
+                           numpy_helper.from_array(np.zeros(5000, np.float32), "big")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    for k, v in (meta or {}).items():
+        m.metadata_props.add(key=k, value=v)
+    p = str(tmp_path / name)
+    onnx.save(m, p)
+    return p
+
+
+def test_onnx_metadata_and_nodes_read_without_onnx_package(tmp_path):
+    meta = {"jetseg.classes": json.dumps(NAMES5), "jetseg.precision": '"int8"', "note": "é"}
+    qdq = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"], name="quant_in"),
+           helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"], name="dequant_in")]
+    p = _onnx_with(tmp_path, qdq, meta)
+    assert eng.read_onnx_metadata(p) == dict((e.key, e.value) for e in
+                                             onnx.load(p).metadata_props)
+    assert eng.list_onnx_nodes(p) == [("quant_in", "QuantizeLinear"),
+                                      ("dequant_in", "DequantizeLinear")]
+    assert eng.has_qdq(p)
+    plain = _onnx_with(tmp_path, [helper.make_node("Relu", ["x"], ["y"], name="relu_7")],
+                       name="plain.onnx")
+    assert not eng.has_qdq(plain) and eng.read_onnx_metadata(plain) == {}
+    with pytest.raises(JetsegError, match="not a readable ONNX"):
+        eng.read_onnx_metadata(b"\x0a\xff\xff\xff\xff\x0f")
+
+
+def test_onnx_metadata_of_a_jetseg_export_matches_onnx(tmp_path):
+    from conftest import COLORS5
+    from jetseg.modelinfo import ModelInfo
+    from jetseg_export.compose import compose
+    from tinymodels import TinyNet
+    p = str(tmp_path / "composed.onnx")
+    onnx.save(compose(TinyNet(width=64, height=48).onnx(), NAMES5, COLORS5, scores=True), p)
+    want = dict((e.key, e.value) for e in onnx.load(p).metadata_props)
+    got = eng.read_onnx_metadata(p)
+    assert got == want and "jetseg.classes" in got
+    assert ModelInfo.from_metadata(got).classes == NAMES5
+    assert eng.list_onnx_nodes(p) == [(n.name, n.op_type) for n in onnx.load(p).graph.node]
+
+
+# ==== no TensorRT here: the errors a user sees ============================================
+def _has_trt():
+    try:
+        import tensorrt  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+needs_no_trt = pytest.mark.skipif(_has_trt(), reason="TensorRT is installed here")
+
+
+def _parser():
+    from jetseg import trt_cli
+    p = argparse.ArgumentParser(prog="jetseg")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true")
+    common.add_argument("--quiet", "-q", action="store_true")
+    trt_cli.register(p.add_subparsers(dest="command"), common)
+    return p
+
+
+@needs_no_trt
+def test_build_without_tensorrt_is_one_line_exit_2(tmp_path, capsys, keep_logging):
+    from jetseg.cli import run_guarded
+    model = _onnx_with(tmp_path, [helper.make_node("Relu", ["x"], ["y"])], name="x.onnx")
+    rc = run_guarded(_parser(), lambda a: a.func(a), ["build", model])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1
+    assert "TensorRT" in err and "python3-libnvinfer" in err and "--backend onnxruntime" in err
+
+
+@needs_no_trt
+def test_build_subcommand_through_the_real_cli_when_wired(tmp_path):
+    from jetseg import cli
+    try:
+        cli.build_parser().parse_args(["build", "x.onnx"])
+    except SystemExit:
+        pytest.skip("jetseg.cli does not register trt_cli yet")
+    r = run_cli("build", str(tmp_path / "x.onnx"))
+    assert r.returncode == 2 and "TensorRT" in r.stderr and len(r.stderr.splitlines()) == 1
+
+
+@needs_no_trt
+def test_tensorrt_backend_on_onnx_and_engine_names_tensorrt_and_fix(tmp_path):
+    model = _onnx_with(tmp_path, [helper.make_node("Relu", ["x"], ["y"])])
+    for path in (model, str(tmp_path / "m.engine")):
+        if path.endswith(".engine"):
+            eng.write_engine(path, _header(NANO), b"PLAN")
+        with pytest.raises(JetsegError) as e:
+            open_backend(path, "tensorrt" if path.endswith(".onnx") else "auto")
+        assert "TensorRT" in str(e.value) and "--backend onnxruntime" in str(e.value)
+
+
+def test_auto_backend_runs_onnx_as_engine_only_on_a_jetson_with_tensorrt(tmp_path,
+                                                                       monkeypatch):
+    import importlib.util
+    pytest.importorskip("onnxruntime")
+    model = _onnx_with(tmp_path, [helper.make_node("Relu", ["x"], ["y"])])
+    assert open_backend(model).name == "onnxruntime"               # this desktop
+    real_exists, real_find = os.path.exists, importlib.util.find_spec
+    monkeypatch.setattr(os.path, "exists", lambda p: p == "/etc/nv_tegra_release" or
+                        real_exists(p))
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: object() if
+                        n == "tensorrt" else real_find(n, *a))
+    seen = []
+    monkeypatch.setattr(trtmod, "TrtBackend", lambda path, **kw: seen.append(path) or "trt")
+    assert open_backend(model) == "trt" and seen == [model]
+    assert open_backend(model, providers="cpu").name == "onnxruntime"   # explicit ORT
+    assert open_backend(model, "onnxruntime").name == "onnxruntime"
+
+
+# ==== API-shape tests: our dispatch against recording fakes ===============================
+def _view(addr, shape, dtype):
+    n = int(np.prod(shape))
+    raw = (ctypes.c_uint8 * (n * np.dtype(dtype).itemsize)).from_address(addr)
+    return np.frombuffer(raw, dtype, n).reshape(shape)
+
+
+class FakeNet(object):
+    """What the fake engines 'compute': scores = 2 * image, classes = argmax over C."""
+
+    def __init__(self, h=4, w=6, dynamic=False, classes_dtype=np.int64):
+        self.h, self.w, self.dynamic, self.cdt = h, w, dynamic, classes_dtype
+        self.names = ["image", "scores", "classes"]
+        self.set_shape = None
+        self.executions = 0
+
+    def engine_shape(self, name):
+        h, w = (-1, -1) if self.dynamic else (self.h, self.w)
+        return {"image": (1, 3, h, w), "scores": (1, 3, h, w), "classes": (1, h, w)}[name]
+
+    def context_shape(self, name):
+        if self.dynamic and self.set_shape is None:
+            return self.engine_shape(name)
+        h, w = (self.set_shape[2], self.set_shape[3]) if self.dynamic else (self.h, self.w)
+        return {"image": (1, 3, h, w), "scores": (1, 3, h, w), "classes": (1, h, w)}[name]
+
+    def dtype(self, name):
+        return {"image": np.float32, "scores": np.float32, "classes": self.cdt}[name]
+
+    def compute(self, addr):
+        x = _view(addr["image"], self.context_shape("image"), np.float32)
+        _view(addr["scores"], self.context_shape("scores"), np.float32)[...] = 2 * x
+        _view(addr["classes"], self.context_shape("classes"), self.cdt)[...] = x.argmax(1)
+        self.executions += 1
+        return True
+
+
+class Context10(object):
+    def __init__(self, net):
+        self.net, self.calls, self.addr = net, [], {}
+
+    def set_input_shape(self, name, shape):
+        self.calls.append(("set_input_shape", name, tuple(shape)))
+        self.net.set_shape = tuple(shape)
+        return True
+
+    def get_tensor_shape(self, name):
+        return self.net.context_shape(name)
+
+    def set_tensor_address(self, name, ptr):
+        self.calls.append(("set_tensor_address", name))
+        self.addr[name] = ptr
+
+    def execute_async_v3(self, stream_handle):
+        self.calls.append(("execute_async_v3", stream_handle))
+        return self.net.compute(self.addr)
+
+
+class Engine10(object):
+    """Named-tensor generation (TensorRT 10): no binding methods at all."""
+
+    def __init__(self, net, trt):
+        self.net, self.trt = net, trt
+        self.num_io_tensors = 3
+
+    def get_tensor_name(self, i):
+        return self.net.names[i]
+
+    def get_tensor_mode(self, name):
+        m = self.trt.TensorIOMode
+        return m.INPUT if name == "image" else m.OUTPUT
+
+    def get_tensor_shape(self, name):
+        return self.net.engine_shape(name)
+
+    def get_tensor_dtype(self, name):
+        return self.net.dtype(name)
+
+    def create_execution_context(self):
+        self.context = Context10(self.net)
+        return self.context
+
+
+class Context82(object):
+    def __init__(self, net):
+        self.net, self.calls = net, []
+
+    def set_binding_shape(self, index, shape):
+        self.calls.append(("set_binding_shape", index, tuple(shape)))
+        self.net.set_shape = tuple(shape)
+        return True
+
+    def get_binding_shape(self, index):
+        return self.net.context_shape(self.net.names[index])
+
+    def execute_async_v2(self, bindings, stream_handle):
+        self.calls.append(("execute_async_v2", list(bindings), stream_handle))
+        return self.net.compute(dict(zip(self.net.names, bindings)))
+
+
+class Engine82(object):
+    """Binding-index generation (TensorRT 8.2, JetPack 4.6)."""
+
+    def __init__(self, net, trt=None):
+        self.net = net
+        self.num_bindings = 3
+
+    def get_binding_name(self, i):
+        return self.net.names[i]
+
+    def binding_is_input(self, i):
+        return i == 0
+
+    def get_binding_shape(self, i):
+        return self.net.engine_shape(self.net.names[i])
+
+    def get_binding_dtype(self, i):
+        return self.net.dtype(self.net.names[i])
+
+    def create_execution_context(self):
+        self.context = Context82(self.net)
+        return self.context
+
+
+class Context85(Context10, Context82):
+    def __init__(self, net):
+        Context10.__init__(self, net)
+
+
+class Engine85(Engine10, Engine82):
+    """TensorRT 8.5: both generations present; jetseg must pick the named tensors."""
+
+    def __init__(self, net, trt):
+        Engine10.__init__(self, net, trt)
+        self.num_bindings = 3
+
+    def create_execution_context(self):
+        self.context = Context85(self.net)
+        return self.context
+
+
+def fake_trt(version):
+    return SimpleNamespace(__version__=version, nptype=lambda t: t,
+                           TensorIOMode=SimpleNamespace(INPUT="INPUT", OUTPUT="OUTPUT"))
+
+
+GENERATIONS = [("8.2.1.8", Engine82, np.int32, "execute_async_v2"),
+               ("8.5.2.2", Engine85, np.int32, "execute_async_v3"),
+               ("10.3.0.30", Engine10, np.int64, "execute_async_v3")]
+
+
+def _frame(h=4, w=6, seed=0):
+    return np.random.RandomState(seed).rand(1, 3, h, w).astype(np.float32)
+
+
+@pytest.mark.parametrize("version,engine_cls,cdt,execute", GENERATIONS)
+def test_api_shape_dispatch_per_generation(version, engine_cls, cdt, execute):
+    rt, lib = emulated_runtime(integrated=False)
+    net = FakeNet(classes_dtype=cdt)
+    trt = fake_trt(version)
+    e = engine_cls(net, trt)
+    b = trtmod.TrtBackend.from_engine(trt, e, rt=rt, props=DESKTOP)
+    assert [t.name for t in b.inputs] == ["image"] and b.inputs[0].shape == [1, 3, 4, 6]
+    assert [(t.name, t.dtype) for t in b.outputs] == [("scores", "float32"),
+                                                      ("classes", np.dtype(cdt).name)]
+    x = _frame()
+    out = b.run({"image": x})
+    np.testing.assert_array_equal(out["scores"], 2 * x)
+    np.testing.assert_array_equal(out["classes"], x.argmax(1))
+    assert out["classes"].dtype == cdt
+    names = [c[0] for c in e.context.calls]
+    assert execute in names
+    assert ("execute_async_v2" in names) == (execute == "execute_async_v2")
+    if execute == "execute_async_v2":                   # bindings in binding order, all set
+        bindings = [c for c in e.context.calls if c[0] == "execute_async_v2"][0][1]
+        assert len(bindings) == 3 and all(bindings)
+    else:
+        assert sorted(c[1] for c in e.context.calls if c[0] == "set_tensor_address") == \
+            ["classes", "image", "scores"]
+    assert b.last_gpu_ms == 0.25 and version in b.providers[0]
+    b.close()
+    assert lib.mem == {}                                # every buffer freed
+
+
+@pytest.mark.parametrize("props,copies", [
+    (DESKTOP, ["cudaMemcpyAsync"] * 3),                 # pinned: H2D + 2 x D2H
+    (ORIN, []),                                         # mapped: zero-copy, no memcpy
+    (NANO, ["cudaMemcpyAsync"] * 2),                    # mapped input, outputs copied back
+])
+def test_api_shape_memory_placement_and_no_per_frame_allocation(props, copies):
+    rt, lib = emulated_runtime(integrated=props["integrated"],
+                               cc=props["compute_capability"])
+    b = trtmod.TrtBackend.from_engine(fake_trt("10.3.0.30"), Engine10(FakeNet(),
+                                      fake_trt("10.3.0.30")), rt=rt, props=props)
+    allocs = [c for c in lib.calls if c in ("cudaMalloc", "cudaHostAlloc")]
+    start = len(lib.calls)
+    for i in range(3):
+        x = _frame(seed=i)
+        out = b.run({"image": x})
+        np.testing.assert_array_equal(out["classes"], x.argmax(1))
+    per_frame = lib.calls[start:]
+    assert not [c for c in per_frame if c in ("cudaMalloc", "cudaHostAlloc")]
+    assert [c for c in per_frame if c.startswith("cudaMemcpy")] == copies * 3
+    assert len(allocs) == 3 + sum(1 for r in ("input", "output", "output")
+                                  if cuda.memory_plan(props, r) == "pinned")
+    b.close()
+
+
+def test_api_shape_outputs_copied_unless_reuse_requested():
+    rt, _ = emulated_runtime()
+    trt = fake_trt("10.3.0.30")
+    b = trtmod.TrtBackend.from_engine(trt, Engine10(FakeNet(), trt), rt=rt, props=DESKTOP)
+    first = b.run({"image": _frame(seed=1)})["scores"]
+    keep = first.copy()
+    b.run({"image": _frame(seed=2)})
+    np.testing.assert_array_equal(first, keep)          # a held result is not overwritten
+    r = trtmod.TrtBackend.from_engine(trt, Engine10(FakeNet(), trt), rt=rt, props=DESKTOP,
+                                      reuse_outputs=True)
+    assert r.run({"image": _frame()})["scores"] is r.run({"image": _frame()})["scores"]
+
+
+@pytest.mark.parametrize("version,engine_cls", [("8.2.1.8", Engine82), ("10.3.0.30", Engine10)])
+def test_api_shape_dynamic_input_sets_shape_and_reallocates_once_per_size(version,
+                                                                          engine_cls):
+    rt, lib = emulated_runtime()
+    trt = fake_trt(version)
+    e = engine_cls(FakeNet(dynamic=True), trt)
+    b = trtmod.TrtBackend.from_engine(trt, e, rt=rt, props=DESKTOP)
+    assert b.inputs[0].shape == [1, 3, None, None]
+    setter = "set_binding_shape" if version.startswith("8") else "set_input_shape"
+    for h, w in ((4, 6), (4, 6), (8, 10)):
+        x = _frame(h, w)
+        np.testing.assert_array_equal(b.run({"image": x})["classes"], x.argmax(1))
+    sets = [c for c in e.context.calls if c[0] == setter]
+    assert [c[-1] for c in sets] == [(1, 3, 4, 6), (1, 3, 8, 10)]
+    b.close()
+    assert lib.mem == {}
+
+
+def test_api_shape_bad_feeds_are_jetseg_errors():
+    rt, _ = emulated_runtime()
+    trt = fake_trt("10.3.0.30")
+    b = trtmod.TrtBackend.from_engine(trt, Engine10(FakeNet(), trt), rt=rt, props=DESKTOP)
+    with pytest.raises(JetsegError, match="no value for engine input 'image'"):
+        b.run({})
+    with pytest.raises(JetsegError, match=r"has shape \(1, 3, 5, 6\); the engine takes"):
+        b.run({"image": _frame(5, 6)})
+    with pytest.raises(JetsegError, match="feed float32"):
+        b.run({"image": _frame().astype(np.complex64)})
+    with pytest.raises(JetsegError, match="unknown memory placement 'gpu'"):
+        trtmod.TrtBackend.from_engine(trt, Engine10(FakeNet(), trt), rt=rt, props=DESKTOP,
+                                      memory="gpu")
+
+
+def test_api_shape_unknown_generation_is_refused():
+    with pytest.raises(JetsegError, match="neither the named-tensor nor the binding API"):
+        trtmod.make_io(fake_trt("99"), object(), object())
+
+
+# ==== API-shape tests of the builder ======================================================
+class FakeBuilderTrt(object):
+    """Mimics the names the builder path uses in one TensorRT generation and records every
+    call; ``Runtime`` hands back a fake engine of that generation."""
+
+    def __init__(self, version, fast_fp16=True, fast_int8=True, dla_cores=0, parse_errors=()):
+        gen = int(version.split(".")[0]) * 10 + int(version.split(".")[1])
+        self.__version__, self.calls = version, []
+        self.nptype = lambda t: t
+        self.TensorIOMode = SimpleNamespace(INPUT="INPUT", OUTPUT="OUTPUT")
+        self.Logger = type("Logger", (), {"WARNING": 2, "__init__": lambda s, lvl: None})
+        if gen < 110:
+            self.NetworkDefinitionCreationFlag = SimpleNamespace(EXPLICIT_BATCH=0)
+            self.BuilderFlag = SimpleNamespace(FP16="FP16", INT8="INT8",
+                                               GPU_FALLBACK="GPU_FALLBACK")
+        else:
+            self.BuilderFlag = SimpleNamespace(GPU_FALLBACK="GPU_FALLBACK")
+        if gen >= 84:
+            self.MemoryPoolType = SimpleNamespace(WORKSPACE="WORKSPACE")
+        self.DeviceType = SimpleNamespace(DLA="DLA", GPU="GPU")
+        self.gen, self.fast = gen, (fast_fp16, fast_int8)
+        self.dla_cores, self.parse_errors = dla_cores, list(parse_errors)
+        self.engine_cls = Engine82 if gen < 85 else Engine10
+        self.plans = []
+        trt = self
+
+        class Config(object):
+            def __init__(self):
+                self.flags, self.cache_blob = [], None
+                if trt.gen < 84:
+                    self.max_workspace_size = 0
+
+            def set_flag(self, f):
+                trt.calls.append(("set_flag", f))
+                self.flags.append(f)
+
+            def create_timing_cache(self, blob):
+                trt.calls.append(("create_timing_cache", bytes(blob)))
+                return "cache"
+
+            def set_timing_cache(self, cache, ignore_mismatch):
+                trt.calls.append(("set_timing_cache", cache, ignore_mismatch))
+
+            def get_timing_cache(self):
+                return SimpleNamespace(serialize=lambda: b"TIMING")
+
+            def add_optimization_profile(self, p):
+                trt.calls.append(("add_optimization_profile",))
+
+            def __setattr__(self, k, v):
+                if k not in ("flags", "cache_blob"):
+                    trt.calls.append(("config." + k, v))
+                object.__setattr__(self, k, v)
+
+        if gen >= 84:
+            Config.set_memory_pool_limit = lambda s, pool, n: trt.calls.append(
+                ("set_memory_pool_limit", pool, n))
+        self.Config = Config
+
+    def Builder(self, logger):
+        trt = self
+        b = SimpleNamespace(num_DLA_cores=self.dla_cores)
+        if self.gen < 110:
+            b.platform_has_fast_fp16, b.platform_has_fast_int8 = self.fast
+        b.create_network = lambda flags: (trt.calls.append(("create_network", flags)) or
+                                          SimpleNamespace(num_inputs=1, get_input=lambda i:
+                                          SimpleNamespace(name="x", shape=(1, 3, 4, 6))))
+        b.create_builder_config = lambda: trt.Config()
+
+        def build(network, config):
+            trt.calls.append(("build_serialized_network",))
+            plan = b"PLAN:" + json.dumps(config.flags).encode()
+            trt.plans.append(plan)
+            return plan
+        b.build_serialized_network = build
+        return b
+
+    def OnnxParser(self, network, logger):
+        errors = self.parse_errors
+
+        def error(i):
+            idx, desc = errors[i]
+            return SimpleNamespace(node=lambda: idx, desc=lambda: desc)
+        return SimpleNamespace(parse_from_file=lambda p: not errors, num_errors=len(errors),
+                               get_error=error)
+
+    def Runtime(self, logger):
+        trt = self
+
+        def deserialize(plan):
+            trt.calls.append(("deserialize_cuda_engine", bytes(plan)))
+            return None if plan.startswith(b"BAD") else trt.engine_cls(FakeNet(), trt)
+        return SimpleNamespace(deserialize_cuda_engine=deserialize)
+
+
+@pytest.fixture
+def fake_platform(monkeypatch):
+    """Route import_tensorrt / platform_facts / cuda.runtime to fakes; returns a setter."""
+    state = {}
+
+    def use(trt, facts):
+        rt, lib = emulated_runtime(integrated=facts["integrated"],
+                                   cc=facts["compute_capability"])
+        state.update(trt=trt, facts=dict(facts, tensorrt=trt.__version__), lib=lib)
+        monkeypatch.setattr(trtmod, "import_tensorrt", lambda: trt)
+        monkeypatch.setattr(trtmod, "platform_facts", lambda t=None, r=None: state["facts"])
+        monkeypatch.setattr(trtmod, "_LOGGER", [])
+        monkeypatch.setattr(cuda, "runtime", lambda: rt)
+        return state["facts"]
+    return use
+
+
+@pytest.mark.parametrize("version,workspace_call,batch_flag", [
+    ("8.2.1.8", ("config.max_workspace_size", 256 << 20), 1),
+    ("10.3.0.30", ("set_memory_pool_limit", "WORKSPACE", 256 << 20), 1),
+    ("11.0.0.1", ("set_memory_pool_limit", "WORKSPACE", 256 << 20), 0)])
+def test_api_shape_build_engine_per_generation(tmp_path, fake_platform, version,
+                                               workspace_call, batch_flag):
+    from jetseg.build import build_engine
+    trt = FakeBuilderTrt(version)
+    facts = fake_platform(trt, NANO if version.startswith("8") else ORIN)
+    meta = {"jetseg.classes": json.dumps(NAMES5)}
+    model = _onnx_with(tmp_path, [helper.make_node("Relu", ["x"], ["y"])], meta)
+    out = build_engine(model, precision="fp16", workspace_mb=256,
+                       timing_cache=str(tmp_path / "t.cache"), facts=facts)
+    assert out == str(tmp_path / "m.fp16.engine")
+    assert ("create_network", batch_flag) in trt.calls and workspace_call in trt.calls
+    assert (("set_flag", "FP16") in trt.calls) == (not version.startswith("11"))
+    header, plan = eng.read_engine(out)
+    assert plan == trt.plans[0]                          # the plan exactly, header stripped
+    assert header["metadata"] == meta and header["tensorrt"] == version
+    assert header["onnx_sha256"] == eng.sha256_file(model) and header["precision"] == "fp16"
+    assert header["flags"]["explicit_batch"] == bool(batch_flag)
+    assert (tmp_path / "t.cache").read_bytes() == b"TIMING"
+    build_engine(model, precision="fp16", timing_cache=str(tmp_path / "t.cache"), facts=facts)
+    assert ("create_timing_cache", b"TIMING") in trt.calls      # the cache is read back
+
+
+def test_api_shape_progress_monitor_only_where_the_api_has_one(keep_logging):
+    import logging
+    from jetseg.build import attach_progress
+    seen = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())
+    keep_logging.handlers[:] = [handler]
+    keep_logging.setLevel(logging.INFO)
+
+    class IProgressMonitor(object):
+        def __init__(self):
+            pass
+    trt10 = SimpleNamespace(IProgressMonitor=IProgressMonitor)
+    config = SimpleNamespace(progress_monitor=None)
+    assert attach_progress(SimpleNamespace(), config) is None           # TensorRT 8.x
+    assert attach_progress(trt10, SimpleNamespace()) is None
+    m = attach_progress(trt10, config)
+    assert config.progress_monitor is m and isinstance(m, IProgressMonitor)
+    m.phase_start("Building engine", None, 3)
+    m.phase_start("Tactic timing", "Building engine", 40)
+    assert m.step_complete("Building engine", 0) is True
+    assert seen == ["TensorRT: Building engine (3 steps)"]
+
+
+def test_api_shape_parser_errors_name_the_node(tmp_path, fake_platform):
+    from jetseg.build import build_engine
+    trt = FakeBuilderTrt("8.2.1.8", parse_errors=[(1, "Unsupported ONNX op GridSample")])
+    facts = fake_platform(trt, NANO)
+    model = _onnx_with(tmp_path, [helper.make_node("Relu", ["x"], ["r"], name="relu_1"),
+                                  helper.make_node("Relu", ["r"], ["y"], name="grid_7")])
+    with pytest.raises(JetsegError) as e:
+        build_engine(model, facts=facts)
+    assert "node 'grid_7' (Relu): Unsupported ONNX op GridSample" in str(e.value)
+    assert "--target trt8.2" in str(e.value)
+    assert not os.path.exists(str(tmp_path / "m.fp16.engine"))
+
+
+def test_precision_decisions(tmp_path, fake_platform):
+    from jetseg.build import build_engine, precision_plan
+    qdq_nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]),
+                 helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"])]
+    qdq = _onnx_with(tmp_path, qdq_nodes, name="q.onnx")
+    plain = _onnx_with(tmp_path, [helper.make_node("Relu", ["x"], ["y"])], name="p.onnx")
+    nano = FakeBuilderTrt("8.2.1.8", fast_fp16=True, fast_int8=False)
+    facts = fake_platform(nano, NANO)
+    with pytest.raises(JetsegError) as e:
+        build_engine(qdq, precision="int8", facts=facts)
+    assert "NVIDIA Tegra X1 (compute capability 5.3) has no fast INT8" in str(e.value)
+    assert "--precision fp16" in str(e.value)
+    orin = FakeBuilderTrt("10.3.0.30")
+    facts = fake_platform(orin, ORIN)
+    with pytest.raises(JetsegError, match="INT8 needs a quantized model"):
+        build_engine(plain, precision="int8", facts=facts)
+    build_engine(qdq, precision="int8", facts=facts)
+    assert [c for c in orin.calls if c[0] == "set_flag"] == [("set_flag", "INT8"),
+                                                             ("set_flag", "FP16")]
+    trt11 = FakeBuilderTrt("11.0.0.1")
+    b = trt11.Builder(None)
+    assert precision_plan(trt11, b, "int8", True, ORIN) == []    # Q/DQ alone, no flag
+    assert precision_plan(trt11, b, "fp16", False, ORIN) == []   # strongly typed
+    assert precision_plan(orin, orin.Builder(None), "fp32", False, ORIN) == []
+
+
+def test_dla_decisions(tmp_path, fake_platform):
+    from jetseg.build import build_engine
+    model = _onnx_with(tmp_path, [helper.make_node("Relu", ["x"], ["y"])])
+    facts = fake_platform(FakeBuilderTrt("8.2.1.8"), NANO)
+    with pytest.raises(JetsegError, match="no DLA"):
+        build_engine(model, dla_core=0, facts=facts)
+    xavier = FakeBuilderTrt("8.5.2.2", dla_cores=2)
+    facts = fake_platform(xavier, dict(NANO, gpu="Xavier", compute_capability=(7, 2)))
+    with pytest.raises(JetsegError, match="DLA cores 0..1"):
+        build_engine(model, dla_core=2, facts=facts)
+    with pytest.raises(JetsegError, match="DLA runs fp16 or int8"):
+        build_engine(model, precision="fp32", dla_core=1, facts=facts)
+    build_engine(model, dla_core=1, facts=facts)
+    for call in (("config.default_device_type", "DLA"), ("config.DLA_core", 1),
+                 ("set_flag", "GPU_FALLBACK")):
+        assert call in xavier.calls
+
+
+def test_api_shape_onnx_through_engine_cache_into_segmenter(tmp_path, fake_platform):
+    """open_backend/Segmenter on an .onnx with backend="tensorrt": built once into the cache
+    beside the model, reused, rebuilt when the ONNX changes; the engine's metadata (read
+    from the ONNX) reaches the Segmenter."""
+    from jetseg import Segmenter
+    trt = FakeBuilderTrt("10.3.0.30")
+    fake_platform(trt, ORIN)
+    meta = {"jetseg.classes": json.dumps(["sky", "road", "car"])}
+    model = _onnx_with(tmp_path, [helper.make_node("Relu", ["x"], ["y"])], meta,
+                       name="cam.onnx")
+    seg = Segmenter(model, backend="tensorrt")
+    assert seg.classes == ["sky", "road", "car"] and seg.backend.name == "tensorrt"
+    cached = str(tmp_path / "cam.fp16.orin-sm87.trt10.3.0.engine")
+    assert seg.backend.engine_path == cached and os.path.exists(cached)
+    res = seg.process(np.zeros((4, 6, 3), np.uint8))
+    assert res.classes.shape == (4, 6)
+    seg.close()
+    builds = lambda: sum(1 for c in trt.calls if c[0] == "build_serialized_network")  # noqa
+    open_backend(model, "tensorrt").close()
+    assert builds() == 1
+    onnx_model = onnx.load(model)
+    onnx_model.doc_string = "changed"
+    onnx.save(onnx_model, model)
+    b = open_backend(model, "tensorrt")
+    assert builds() == 2 and json.loads(b.metadata["jetseg.precision"]) == "fp16"
+    b.close()
+
+
+def test_api_shape_engine_from_other_trt_is_refused_before_deserializing(tmp_path,
+                                                                         fake_platform):
+    trt = FakeBuilderTrt("10.3.0.30")
+    fake_platform(trt, ORIN)
+    p = str(tmp_path / "old.engine")
+    eng.write_engine(p, _header(dict(ORIN, tensorrt="8.6.2.3")), b"PLAN")
+    with pytest.raises(JetsegError, match="built by TensorRT 8.6.2.3 and this is TensorRT "
+                                          "10.3.0.30.*jetseg build camvid.onnx"):
+        open_backend(p)
+    assert not [c for c in trt.calls if c[0] == "deserialize_cuda_engine"]
+    plain = tmp_path / "plain.engine"
+    plain.write_bytes(b"BAD plan")
+    with pytest.raises(JetsegError, match="TensorRT could not load this engine"):
+        open_backend(str(plain))
+    plain.write_bytes(b"PLAN from trtexec")
+    b = open_backend(str(plain))                        # plain plan: loads, no metadata
+    assert b.metadata == {} and b.header is None
+    assert ("deserialize_cuda_engine", b"PLAN from trtexec") in trt.calls
+    b.close()
