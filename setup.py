@@ -32,7 +32,7 @@ setup(
         # desktop / CI: OpenCV without GUI (no conflict with a system Qt) and ONNX Runtime
         "desktop": ["opencv-python-headless>=4.1", "onnxruntime>=1.10"],
         # making models: PyTorch side, graph tools, INT8 calibration
-        "export": ["torch>=1.13", "torchvision>=0.14", "onnx>=1.12", "onnxruntime>=1.10",
+        "export": ["torch>=1.13", "torchvision>=0.14", "onnx>=1.12", "onnxruntime>=1.16",
                    "opencv-python-headless>=4.1"],
         "dev": ["pytest>=6", "vermin>=1.5", "onnx>=1.12"],
     },

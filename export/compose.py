@@ -42,8 +42,12 @@ def _dims(value_info):
 def compose(core, classes, colors, width=None, height=None, mean=None, std=None,
             norm_order="RGB", input_channels="BGR", input_dtype="uint8", upsample=True,
             argmax=True, overlay=True, confidence=False, scores=False, ignore_class=None,
-            alpha=150, classes_dtype="uint8", extra=None):
-    """Return a new ModelProto: ``core`` (float NCHW in, logits out) inside jetseg's graph."""
+            alpha=150, classes_dtype="uint8", extra=None, precision="fp32", check=True):
+    """Return a new ModelProto: ``core`` (float NCHW in, logits out) inside jetseg's graph.
+
+    ``check=False`` skips onnx's checker (the caller checks; it costs a serialisation, which
+    takes seconds for a 500 MB VGG).
+    """
     opset = _opset(core)
     if opset < 13:
         raise ValueError("compose needs opset >= 13, the core graph has {}".format(opset))
@@ -76,8 +80,11 @@ def compose(core, classes, colors, width=None, height=None, mean=None, std=None,
     # ---- pre-processing ------------------------------------------------------------
     image = "image"
     graph_in = helper.make_tensor_value_info(image, _DTYPES[input_dtype], [1, height, width, 3])
-    nodes.append(helper.make_node("Cast", [image], [P + "pixels"], to=TensorProto.FLOAT))
-    nodes.append(helper.make_node("Transpose", [P + "pixels"], [P + "nchw"], perm=[0, 3, 1, 2]))
+    pixels = image
+    if input_dtype != "float32":        # float input (TensorRT 8.2) needs no cast
+        pixels = P + "pixels"
+        nodes.append(helper.make_node("Cast", [image], [pixels], to=TensorProto.FLOAT))
+    nodes.append(helper.make_node("Transpose", [pixels], [P + "nchw"], perm=[0, 3, 1, 2]))
     x = P + "nchw"
     if input_channels != norm_order:
         nodes.append(helper.make_node("Gather", [x, const("swap", np.array([2, 1, 0], np.int64))],
@@ -138,11 +145,14 @@ def compose(core, classes, colors, width=None, height=None, mean=None, std=None,
         nodes.append(helper.make_node("Gather", [const("keep", (1.0 - a)[:, None]
                                                        .astype(np.float32)), P + "argmax"],
                                       [P + "keep_px"], axis=0))
-        nodes.append(helper.make_node("Mul", [P + "pixels", P + "keep_px"], [P + "kept"]))
+        nodes.append(helper.make_node("Mul", [pixels, P + "keep_px"], [P + "kept"]))
         nodes.append(helper.make_node("Add", [P + "kept", P + "colour_px"], [P + "blend"]))
-        nodes.append(helper.make_node("Round", [P + "blend"], [P + "rounded"]))
-        nodes.append(helper.make_node("Cast", [P + "rounded"], ["overlay"],
-                                      to=_DTYPES[input_dtype]))
+        if input_dtype == "float32":
+            nodes.append(helper.make_node("Round", [P + "blend"], ["overlay"]))
+        else:
+            nodes.append(helper.make_node("Round", [P + "blend"], [P + "rounded"]))
+            nodes.append(helper.make_node("Cast", [P + "rounded"], ["overlay"],
+                                          to=_DTYPES[input_dtype]))
         outputs.append(helper.make_tensor_value_info("overlay", _DTYPES[input_dtype],
                                                      [1, height, width, 3]))
 
@@ -165,9 +175,11 @@ def compose(core, classes, colors, width=None, height=None, mean=None, std=None,
     info.outputs = dict((o.name, o.name) for o in outputs if o.name != logits)
     if scores:
         info.outputs["scores"] = logits
+    info.precision = precision
     info.extra = dict(extra or {})
     set_metadata(model, info.to_metadata())
-    onnx.checker.check_model(model)
+    if check:
+        onnx.checker.check_model(model)
     return model
 
 
