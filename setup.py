@@ -25,7 +25,7 @@ setup(
     long_description_content_type="text/markdown",
     license="MIT",
     python_requires=">=3.6",
-    packages=["jetseg", "jetseg.backends", "jetseg_export"],
+    packages=["jetseg", "jetseg.backends", "jetseg.datasets", "jetseg_export"],
     package_dir={"jetseg_export": "export"},
     install_requires=["numpy>=1.13"],
     extras_require={

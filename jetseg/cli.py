@@ -189,7 +189,8 @@ def build_parser():
     i.add_argument("model")
     i.add_argument("--backend", default="auto", choices=("auto", "onnxruntime", "tensorrt"))
     i.set_defaults(func=cmd_info)
-    from . import trt_cli
+    from . import eval_cli, trt_cli
+    eval_cli.register(sub, common, add_model_args)
     trt_cli.register(sub, common)
     for name, (_, text) in sorted(DELEGATED.items()):
         sub.add_parser(name, help=text + " (needs the export extra)")
