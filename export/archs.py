@@ -343,6 +343,21 @@ def _class_count_from_mismatch(mismatched, num_classes):
     return found.pop() if len(found) == 1 else None
 
 
+def checkpoint_facts(path):
+    """The model facts ``jetseg train`` stores beside the weights ({} for other files)."""
+    if not path or not os.path.isfile(str(path)):
+        return {}
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception:
+        return {}
+    if not isinstance(obj, dict) or "arch" not in obj or "classes" not in obj:
+        return {}
+    keys = ("arch", "num_classes", "classes", "colors", "input_size", "mean", "std",
+            "channel_order", "ignore_index", "dataset", "epoch", "miou")
+    return dict((k, obj[k]) for k in keys if k in obj)
+
+
 def load_checkpoint(net, path, num_classes, arch=None):
     """Load ``path`` into ``net`` strictly; errors list missing / unexpected keys."""
     sd = read_state_dict(path)

@@ -37,18 +37,18 @@ def build_parser(prog="jetseg export"):
                "  trt10        Orin, JetPack 6: as trt8.5\n"
                "  onnxruntime  ONNX Runtime anywhere: as trt8.5, any ONNX op\n")
     m = p.add_argument_group("network")
-    src = m.add_mutually_exclusive_group(required=True)
+    src = m.add_mutually_exclusive_group()
     src.add_argument("--arch", help="one of: " + ", ".join(ARCH_NAMES))
     src.add_argument("--module", metavar="PKG.MOD:BUILD",
                      help="your own nn.Module: a function/class called with num_classes "
                           "(pkg.mod:build or file.py:build)")
     m.add_argument("--num-classes", type=int, help="output classes (default: lines in --labels)")
     m.add_argument("--checkpoint", help="state_dict file (.pth); loaded with weights_only=True")
-    m.add_argument("--input-size", default="480x360", help="WxH the net runs at (default "
-                   "480x360)")
+    m.add_argument("--input-size", help="WxH the net runs at (default: the checkpoint's from "
+                   "jetseg train, else 480x360)")
     m.add_argument("--mean", help="normalisation mean, 0..1 scale (default ImageNet's)")
     m.add_argument("--std", help="normalisation std, 0..1 scale (default ImageNet's)")
-    m.add_argument("--channel-order", choices=("RGB", "BGR"), default="RGB",
+    m.add_argument("--channel-order", choices=("RGB", "BGR"),
                    help="channel order the net was trained on (default RGB, torchvision)")
     d = p.add_argument_group("model file")
     d.add_argument("-o", "--output", required=True, help="the .onnx to write")
@@ -104,11 +104,29 @@ def run(args):
     from jetseg.labels import read_colors, read_labels
     from jetseg.modelinfo import parse_triple
 
-    width, height = _input_size(args.input_size)
+    facts = _checkpoint_facts(args.checkpoint) if args.checkpoint else {}
+    if facts:       # a jetseg train checkpoint: its facts are the defaults, flags still win
+        log.info("checkpoint from jetseg train: %s, %d classes, %s, epoch %s, val mIoU %s",
+                 facts.get("arch"), facts.get("num_classes", 0), "x".join(
+                     str(v) for v in facts.get("input_size", [])), facts.get("epoch"),
+                 "{:.1%}".format(facts["miou"]) if "miou" in facts else "?")
+        if not args.arch and not args.module:
+            args.arch = facts.get("arch")
+        args.input_size = args.input_size or "x".join(str(v) for v in facts["input_size"])
+        args.mean = args.mean or facts.get("mean")
+        args.std = args.std or facts.get("std")
+        args.channel_order = args.channel_order or facts.get("channel_order")
+        args.dataset = args.dataset or facts.get("dataset")
+    if not args.arch and not args.module:
+        raise JetsegError("which network is it?", fix="pass --arch NAME or --module "
+                          "pkg.mod:build (a checkpoint from jetseg train knows its own)")
+    args.channel_order = args.channel_order or "RGB"
+    width, height = _input_size(args.input_size or "480x360")
     mean = parse_triple(args.mean, "mean")
     std = parse_triple(args.std, "std")
-    names = read_labels(args.labels) if args.labels else None
-    colors = read_colors(args.colors) if args.colors else None
+    names = read_labels(args.labels) if args.labels else facts.get("classes")
+    colors = read_colors(args.colors) if args.colors else (
+        [tuple(c) for c in facts["colors"]] if facts.get("colors") else None)
     num_classes = args.num_classes or (len(names) if names else None)
     if not num_classes:
         raise JetsegError("how many classes does the net output?",
@@ -144,13 +162,29 @@ def run(args):
         classes_dtype=args.classes_dtype, check_images=args.check_images,
         check_labels=args.check_labels, check_count=args.check_count, calib=args.calib,
         calib_count=args.calib_count, calib_method=args.calib_method,
-        arch=args.arch or args.module, dataset=args.dataset)
+        arch=args.arch or args.module, dataset=args.dataset,
+        extra_facts=_training_facts(facts))
     print(res.table)
     if not args.quiet:
         print("wrote {} ({}, {}, {}) in {:.1f}s".format(
             res.path, args.target, args.precision, exporter.describe(res.model),
             time.perf_counter() - t0))
     return 0
+
+
+def _checkpoint_facts(path):
+    _need_torch()
+    from .archs import checkpoint_facts
+    return checkpoint_facts(path)
+
+
+def _training_facts(facts):
+    out = {}
+    if "miou" in facts:
+        out["val_miou"] = round(float(facts["miou"]), 4)
+    if "epoch" in facts:
+        out["trained_epochs"] = int(facts["epoch"]) + 1
+    return out
 
 
 def _input_size(text):

@@ -108,7 +108,7 @@ def export_onnx(net, output, num_classes, classes=None, colors=None, width=480, 
                 ignore_class=None, alpha=150, overlay=True, confidence=False, scores=False,
                 classes_dtype=None, check_images=None, check_labels=None, check_count=None,
                 calib=None, calib_count=100, calib_method="minmax", arch=None, dataset=None,
-                min_agreement=parity.FP32_MIN_AGREEMENT):
+                min_agreement=parity.FP32_MIN_AGREEMENT, extra_facts=None):
     """Export ``net`` to ``output`` (see the module doc); returns an ExportResult."""
     import torch
     from jetseg.modelinfo import IMAGENET_MEAN, IMAGENET_STD
@@ -164,6 +164,7 @@ def export_onnx(net, output, num_classes, classes=None, colors=None, width=480, 
              "producer": "jetseg export {}".format(__version__)}
     if dataset:
         extra["dataset"] = dataset
+    extra.update(extra_facts or {})
 
     def wrap(c, prec):
         # always with the scores output: parity reads it; dropped before writing if unasked
