@@ -42,6 +42,19 @@ def temp_path_for(path):
     return tmp
 
 
+def _umask_mode():
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def publish(tmp, path):
+    """Move a finished temporary file into place with normal permissions (mkstemp's are
+    0600)."""
+    os.chmod(tmp, _umask_mode())
+    os.replace(tmp, str(path))
+
+
 def write_atomic(path, data):
     """Write bytes to ``path`` via a temp file + rename: readers see old or new, never half."""
     tmp = temp_path_for(path)
@@ -50,8 +63,7 @@ def write_atomic(path, data):
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, str(path))
+        publish(tmp, path)
     except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -7,7 +7,7 @@ what is there is always playable.
 import os
 
 from .errors import JetsegError, log, need_cv2
-from .imageio import is_image_path, is_video_path, temp_path_for, write_image
+from .imageio import is_image_path, is_video_path, publish, temp_path_for, write_image
 
 
 class VideoOut(object):
@@ -53,7 +53,7 @@ class VideoOut(object):
         self.writer.release()
         self.writer = None
         if self.frames:
-            os.replace(self.tmp, self.path)
+            publish(self.tmp, self.path)
         else:
             os.unlink(self.tmp)
 
