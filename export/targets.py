@@ -13,6 +13,8 @@ from onnx import TensorProto
 
 from jetseg.errors import JetsegError
 
+from .compose import _opset
+
 # onnx-tensorrt 8.2 / 8.4 support matrix ("Y" rows)
 _TRT8 = set("""
 Abs Acos Acosh Add And ArgMax ArgMin Asin Asinh Atan Atanh AveragePool BatchNormalization
@@ -69,11 +71,6 @@ def get_target(name):
     return TARGETS[name]
 
 
-def _opset(model):
-    for imp in model.opset_import:
-        if imp.domain in ("", "ai.onnx"):
-            return imp.version
-    return 0
 
 
 def _elem_types(model):

@@ -189,7 +189,6 @@ def logits_of(out):
 
 def train(args):
     import torch
-    import torch.nn.functional as F
     from jetseg.datasets import open_dataset
     from jetseg.modelinfo import parse_size
     from .archs import build_arch

@@ -3,7 +3,6 @@ the web view (``--serve``). A sink has ``write(result)`` and ``close()``."""
 import os
 
 from .errors import JetsegError, need_cv2
-from .imageio import is_video_path
 from .media import open_output
 
 

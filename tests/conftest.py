@@ -59,6 +59,36 @@ def rng_frame(w, h, seed=0):
     return np.random.RandomState(seed).randint(0, 256, (h, w, 3)).astype(np.uint8)
 
 
+def write_video(path, frames=12, size=(64, 48), fps=10.0, frame_fn=None):
+    """An MJPG .avi of ``frames`` frames (random ones unless ``frame_fn(i)`` draws them)."""
+    import cv2
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
+    for i in range(frames):
+        w.write(frame_fn(i) if frame_fn else rng_frame(size[0], size[1], seed=i))
+    w.release()
+    return str(path)
+
+
+def count_frames(path):
+    """Frames OpenCV can decode from a video file (0 if it cannot open it)."""
+    import cv2
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    cap.release()
+    return n
+
+
+def free_port():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 @pytest.fixture(autouse=True)
 def _restore_jetseg_logger():
     """CLI entry points called in-process configure the 'jetseg' logger; undo it after."""

@@ -11,7 +11,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from conftest import COLORS5, NAMES5, ROOT, rng_frame, run_cli
+from conftest import COLORS5, NAMES5, ROOT, count_frames, rng_frame, run_cli, write_video
 from jetseg import Segmenter
 from jetseg_export.compose import compose
 from tinymodels import TinyNet
@@ -35,20 +35,8 @@ def images(tmp_path):
     return d
 
 
-def _video(path, frames=12, size=(64, 48)):
-    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, size)
-    for i in range(frames):
-        w.write(rng_frame(size[0], size[1], seed=i))
-    w.release()
-    return str(path)
 
 
-def _count_frames(path):
-    cap = cv2.VideoCapture(str(path))
-    n = 0
-    while cap.read()[0]:
-        n += 1
-    return n
 
 
 def _leftovers(d):
@@ -103,11 +91,11 @@ def test_class_id_pngs_equal_the_api(model, images, tmp_path):
 
 
 def test_video_in_video_out_keeps_every_frame(model, tmp_path):
-    src = _video(tmp_path / "in.avi", frames=12)
+    src = write_video(tmp_path / "in.avi", frames=12)
     for out in ("out.mp4", "out.avi"):
         r = run_cli("segment", "--model", model, src, tmp_path / out)
         assert r.returncode == 0, r.stderr
-        assert _count_frames(tmp_path / out) == 12
+        assert count_frames(tmp_path / out) == 12
     assert not _leftovers(tmp_path)
 
 
@@ -215,12 +203,12 @@ def test_debug_shows_the_traceback(images, tmp_path):
     assert r.returncode != 0 and "Traceback" in r.stderr and "JetsegError" in r.stderr
 
 
-def test_ctrl_c_leaves_a_playable_video(tmp_path):
+def test_ctrl_c_leaves_a_playablewrite_video(tmp_path):
     # a bigger net on bigger frames so the run lasts long enough to be interrupted
     net = TinyNet(num_classes=5, width=320, height=240, down=4, hidden=32)
     model = tmp_path / "slow.onnx"
     onnx.save(compose(net.onnx(), NAMES5, COLORS5), str(model))
-    src = _video(tmp_path / "long.avi", frames=400, size=(320, 240))
+    src = write_video(tmp_path / "long.avi", frames=400, size=(320, 240))
     out = tmp_path / "out.avi"
     p = subprocess.Popen([sys.executable, "-m", "jetseg.cli", "segment", "--model", str(model),
                           src, str(out)], cwd=str(ROOT), stdout=subprocess.PIPE,
@@ -233,6 +221,6 @@ def test_ctrl_c_leaves_a_playable_video(tmp_path):
     _, err = p.communicate(timeout=60)
     assert p.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
-    n = _count_frames(out)
+    n = count_frames(out)
     assert 0 < n < 400
     assert not _leftovers(tmp_path)

@@ -11,7 +11,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from conftest import ROOT
+from conftest import ROOT, free_port, write_video
 from jetseg import JetsegError, Segmenter
 from jetseg.emit import SCHEMA, Signals, UdpEmitter, open_emitter
 from jetseg_export.compose import compose
@@ -90,11 +90,7 @@ def test_udp_without_a_receiver_never_raises_or_blocks():
 
 
 def _clip(path, frames=12):
-    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (W, H))
-    for i in range(frames):
-        w.write(scene(-20.0 + 2 * i, 0.0))
-    w.release()
-    return str(path)
+    return write_video(path, frames, (W, H), frame_fn=lambda i: scene(-20.0 + 2 * i, 0.0))
 
 
 def test_camera_emits_jsonl_every_frame(tmp_path):
@@ -113,10 +109,7 @@ def test_camera_emits_jsonl_every_frame(tmp_path):
 
 def test_camera_to_example_autopilot_over_udp(tmp_path):
     model = colour_net(tmp_path / "c.onnx")
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
+    port = free_port()
     pilot = subprocess.Popen([sys.executable, str(ROOT / "examples" / "autopilot_loop.py"),
                               "--port", str(port), "--count", "5", "--timeout", "20"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -6,13 +6,12 @@ import sys
 import threading
 import time
 
-import cv2
 import numpy as np
 import onnx
 import pytest
 
 import jetseg
-from conftest import COLORS5, NAMES5, ROOT, rng_frame, run_cli
+from conftest import COLORS5, NAMES5, ROOT, count_frames, rng_frame, write_video
 from jetseg import JetsegError, Segmenter
 from jetseg.pipeline import Pipeline, Reservoir
 from jetseg.sources import Source
@@ -29,20 +28,8 @@ def model(tmp_path_factory):
     return str(path)
 
 
-def _video(path, frames=12, size=(64, 48)):
-    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, size)
-    for i in range(frames):
-        w.write(rng_frame(size[0], size[1], seed=i))
-    w.release()
-    return str(path)
 
 
-def _count(path):
-    cap = cv2.VideoCapture(str(path))
-    n = 0
-    while cap.read()[0]:
-        n += 1
-    return n
 
 
 class FakeCamera(Source):
@@ -86,7 +73,7 @@ class Collect(object):
 
 
 def test_file_source_loses_no_frame(model, tmp_path):
-    src = jetseg.sources.open_source(_video(tmp_path / "in.avi", frames=15))
+    src = jetseg.sources.open_source(write_video(tmp_path / "in.avi", frames=15))
     sink = Collect(delay=0.01)
     stats = Pipeline(src, Segmenter(model), [sink]).run()
     assert sink.ids == list(range(15)) and stats.frames == 15 and stats.dropped == 0
@@ -128,13 +115,13 @@ def test_sink_error_stops_the_loop_and_is_raised(model, tmp_path):
     class Broken(Collect):
         def write(self, res):
             raise JetsegError("disk full", path="out.mp4", fix="free some space")
-    src = jetseg.sources.open_source(_video(tmp_path / "in.avi", frames=30))
+    src = jetseg.sources.open_source(write_video(tmp_path / "in.avi", frames=30))
     with pytest.raises(JetsegError, match="disk full"):
         Pipeline(src, Segmenter(model), [Broken()]).run()
 
 
 def test_stream_gives_every_file_frame(model, tmp_path):
-    vid = _video(tmp_path / "in.avi", frames=9)
+    vid = write_video(tmp_path / "in.avi", frames=9)
     with jetseg.stream(vid, model) as s:
         got = [(r.frame_id, r.classes.shape, r.latency_ms is not None) for r in s]
     assert got == [(i, (48, 64), True) for i in range(9)]
@@ -165,21 +152,21 @@ def test_reservoir_is_fixed_size():
 
 # ---- jetseg-camera as a user runs it ---------------------------------------------------------
 def test_camera_video_to_video_headless(model, tmp_path):
-    src = _video(tmp_path / "in.avi", frames=20)
+    src = write_video(tmp_path / "in.avi", frames=20)
     r = subprocess.run([sys.executable, "-m", "jetseg.camera", "--engine", model, src,
                         str(tmp_path / "out.mp4"), str(tmp_path / "f_%03d.jpg"), "--headless",
                         "--stats"], capture_output=True, text=True, cwd=str(ROOT), timeout=120)
     assert r.returncode == 0, r.stderr
-    assert _count(tmp_path / "out.mp4") == 20 and (tmp_path / "f_019.jpg").exists()
+    assert count_frames(tmp_path / "out.mp4") == 20 and (tmp_path / "f_019.jpg").exists()
     assert "20 frames in" in r.stdout and "latency" in r.stdout and "frame      0" in r.stdout
 
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 0)])
-def test_camera_signal_leaves_a_playable_video(tmp_path, sig, code):
+def test_camera_signal_leaves_a_playablewrite_video(tmp_path, sig, code):
     net = TinyNet(num_classes=5, width=320, height=240, down=4, hidden=32)
     model = tmp_path / "slow.onnx"
     onnx.save(compose(net.onnx(), NAMES5, COLORS5), str(model))
-    src = _video(tmp_path / "long.avi", frames=60, size=(320, 240))
+    src = write_video(tmp_path / "long.avi", frames=60, size=(320, 240))
     out = tmp_path / "out.mp4"
     p = subprocess.Popen([sys.executable, "-m", "jetseg.camera", "--engine", str(model), src,
                           str(out), "--headless", "--input-loop", "-1"], cwd=str(ROOT),
@@ -192,7 +179,7 @@ def test_camera_signal_leaves_a_playable_video(tmp_path, sig, code):
     stdout, err = p.communicate(timeout=60)
     assert p.returncode == code, err
     assert "Traceback" not in err and "frames in" in stdout
-    assert _count(out) > 0
+    assert count_frames(out) > 0
     assert not [f for f in os.listdir(str(tmp_path)) if ".part" in f]
 
 
@@ -208,7 +195,7 @@ def test_camera_errors_are_one_line(model, tmp_path):
 
 
 def test_polling_latest_never_holds_a_file_back(model, tmp_path):
-    vid = _video(tmp_path / "in.avi", frames=40)
+    vid = write_video(tmp_path / "in.avi", frames=40)
     s = jetseg.stream(vid, model)
     s.latest()                                  # a polling consumer, never iterating
     deadline = time.time() + 30
@@ -219,7 +206,7 @@ def test_polling_latest_never_holds_a_file_back(model, tmp_path):
 
 
 def test_example_script_runs_on_a_clip(model, tmp_path):
-    vid = _video(tmp_path / "in.avi", frames=20)
+    vid = write_video(tmp_path / "in.avi", frames=20)
     r = subprocess.run([sys.executable, str(ROOT / "examples" / "stream_latest.py"), "--engine",
                         model, vid, "--seconds", "5", "--rate", "50", "--class", "road"],
                        capture_output=True, text=True, timeout=60)

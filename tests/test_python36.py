@@ -9,7 +9,6 @@ import glob
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 
 import numpy as np

@@ -2,18 +2,12 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import rng_frame
+from conftest import rng_frame, write_video
 from jetseg import JetsegError
 from jetseg.sources import (FLIPS, CaptureSource, ImageSource, csi_pipeline, flip_frame,
                             gstreamer_available, open_source)
 
 
-def _video(path, frames=8, size=(64, 48), fps=10.0):
-    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
-    for i in range(frames):
-        w.write(rng_frame(size[0], size[1], seed=i))
-    w.release()
-    return str(path)
 
 
 @pytest.fixture
@@ -38,12 +32,12 @@ def test_folder_glob_and_single_image(folder):
 
 def test_loop_replays_files(folder, tmp_path):
     assert len(list(open_source(str(folder), loop=1))) == 6
-    vid = _video(tmp_path / "v.avi", frames=5)
+    vid = write_video(tmp_path / "v.avi", frames=5)
     assert len(list(open_source(vid, loop=2))) == 15
 
 
 def test_video_file_frames_fps_and_resize(tmp_path):
-    vid = _video(tmp_path / "v.avi", frames=7, fps=12.0)
+    vid = write_video(tmp_path / "v.avi", frames=7, fps=12.0)
     src = open_source(vid)
     assert isinstance(src, CaptureSource) and not src.live and abs(src.fps - 12.0) < 0.01
     frames = list(src)

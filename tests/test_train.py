@@ -11,7 +11,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from conftest import ROOT  # noqa: E402
+from conftest import ROOT, free_port  # noqa: E402
 from jetseg import Segmenter  # noqa: E402
 from jetseg_export.train import (augment, class_weights, confusion,  # noqa: E402
                                  iou_from_confusion, main)
@@ -85,20 +85,13 @@ def test_same_seed_same_run(tiny_camvid, tmp_path):
     assert _log(tmp_path / "a")[0]["loss"] == _log(tmp_path / "b")[0]["loss"]
 
 
-def _free_port():
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def test_torchrun_two_cpu_processes(tiny_camvid, tmp_path):
     out = tmp_path / "ddp"
     env = dict(os.environ, OMP_NUM_THREADS="1")
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                        "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), "-m", "jetseg_export.train", "--arch",
+                        "--master_addr", "127.0.0.1", "--master_port", str(free_port()), "-m", "jetseg_export.train", "--arch",
                         "lraspp-mobilenet", "--dataset", str(tiny_camvid), "--input-size",
                         "64x48", "--epochs", "1", "--batch-size", "2", "--workers", "0",
                         "--device", "cpu", "-o", str(out)], capture_output=True, text=True,

@@ -1,6 +1,5 @@
 """The web view: HTTP endpoints, and the page in a real headless Chromium."""
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -13,7 +12,7 @@ import numpy as np
 import onnx
 import pytest
 
-from conftest import COLORS5, NAMES5, ROOT, rng_frame
+from conftest import COLORS5, NAMES5, ROOT, free_port, write_video
 from jetseg import JetsegError, Segmenter
 from jetseg.web import WebView
 from jetseg_export.compose import compose
@@ -84,12 +83,6 @@ def test_port_in_use_is_a_clear_error(model):
         WebView("localhost:http", Segmenter(model))
 
 
-def _free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -101,13 +94,9 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install "
                                              "chromium; .ci/run installs it)")
 def test_page_in_headless_chromium_shows_the_live_overlay(model, tmp_path):
-    clip = tmp_path / "clip.avi"
-    w = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (64, 48))
-    for i in range(10):
-        w.write(rng_frame(64, 48, seed=i))
-    w.release()
-    port = _free_port()
-    cam = subprocess.Popen([sys.executable, "-m", "jetseg.camera", "--engine", model, str(clip),
+    clip = write_video(tmp_path / "clip.avi", frames=10)
+    port = free_port()
+    cam = subprocess.Popen([sys.executable, "-m", "jetseg.camera", "--engine", model, clip,
                             "--headless", "--input-loop", "-1", "--serve",
                             "127.0.0.1:{}".format(port)], cwd=str(ROOT),
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
