@@ -201,8 +201,10 @@ def train(args):
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
     size = parse_size(args.input_size)
-    train_ds = open_dataset(args.dataset, args.format, "train")
-    val_ds = open_dataset(args.dataset, args.format, args.val_split)
+    train_ds = open_dataset(args.dataset, args.format, "train", skip_bad=args.skip_bad)
+    val_ds = open_dataset(args.dataset, args.format, args.val_split, skip_bad=args.skip_bad)
+    for ds in (train_ds, val_ds):       # every file read once now, not mid-epoch in a worker
+        ds.validate()
     names, colors = list(train_ds.names), [tuple(c) for c in train_ds.colors]
     num_classes = len(names)
     device = torch.device(args.device if args.device != "auto" else
@@ -380,6 +382,8 @@ def build_parser(prog="jetseg train"):
     p.add_argument("--format", default="camvid",
                    help="camvid, digits, kitti-road, coco, cityscapes, drone")
     p.add_argument("--val-split", default="val")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="leave out unreadable or mismatched samples (counted) instead of failing")
     p.add_argument("--input-size", default="480x360", help="WxH crops for training and the "
                    "size the net will run at")
     p.add_argument("--epochs", type=int, default=100)

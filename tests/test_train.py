@@ -133,3 +133,17 @@ def test_metrics_and_weights():
             return None, np.array([0, 0, 0, 1, 9])
     w = class_weights(DS(), 2, "median")
     assert w[1] > w[0]
+
+
+def test_bad_samples_fail_early_or_are_skipped(tiny_camvid, tmp_path, capsys):
+    import shutil
+    root = tmp_path / "broken"
+    shutil.copytree(str(tiny_camvid), str(root))
+    big = np.zeros((10, 10), np.uint8)
+    cv2.imwrite(str(root / "trainannot" / "f03.png"), big)          # label of another size
+    os.remove(str(root / "trainannot" / "f05.png"))                 # image without label
+    assert _train(root, tmp_path / "r1", 1) == 2
+    err = capsys.readouterr().err
+    assert "jetseg train: error:" in err and ("f03" in err or "f05" in err), err
+    assert "--skip-bad" in err
+    assert _train(root, tmp_path / "r2", 1, "--skip-bad") == 0
