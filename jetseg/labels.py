@@ -5,7 +5,6 @@ stripped. colors.txt: ``R G B [A]`` a line; missing values are 255; a line that 
 explicitly keeps that alpha whatever ``--alpha`` says. A colour is kept as a tuple of 3
 (alpha follows ``--alpha``) or 4 (explicit alpha) ints.
 """
-import os
 import re
 
 from .errors import JetsegError, log
@@ -135,7 +134,3 @@ def resolve_alpha(colors, alpha):
     """Per-class alpha 0..255: explicit 4th value wins, otherwise ``alpha``."""
     return [c[3] if len(c) > 3 else int(alpha) for c in colors]
 
-
-def is_path(value):
-    return isinstance(value, str) and (os.sep in value or value.endswith(".txt")
-                                       or os.path.exists(value))

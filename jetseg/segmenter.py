@@ -316,17 +316,22 @@ class Segmentation(object):
         if key in self._cache:
             return self._cache[key]
         pal = self.segmenter.palette(alpha)
-        g = self._graph_overlay
-        if (g is not None and g.shape == self.frame.shape and pal.alpha == self.segmenter.alpha
-                and not self.segmenter._cpu_argmax and self.segmenter.info.graph.get("alpha")
-                == pal.alpha and self.segmenter.colors == self.segmenter.info.colors):
-            out = g
+        if self._graph_overlay_usable(pal):
+            out = self._graph_overlay
         elif mode == "linear" and not self._full_res_classes():
             out = pal.blend_linear(self.frame, self.classes_lowres)
         else:
             out = pal.blend(self.frame, self._classes_for(mode))
         self._cache[key] = out
         return out
+
+    def _graph_overlay_usable(self, pal):
+        """The graph's own overlay is the answer when it was drawn at the frame's size, from
+        the same class map, with the same colours and alpha as asked for now."""
+        seg = self.segmenter
+        g = self._graph_overlay
+        return (g is not None and g.shape == self.frame.shape and not seg._cpu_argmax
+                and seg.info.graph.get("alpha") == pal.alpha and seg.colors == seg.info.colors)
 
     def _classes_for(self, mode):
         if mode == self.segmenter.filter_mode or (mode != "smooth" and
