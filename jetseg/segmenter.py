@@ -40,13 +40,16 @@ class Segmenter(object):
     filter_mode  "point" | "linear" | "smooth" (see jetseg.render)
     ignore_class class id or name the argmax never picks
     threads      CPU threads for the backend
+    keep_scores  always fetch the raw scores into ``res.scores`` (otherwise only when the
+                 CPU needs them: models without argmax, smooth mode at another frame size)
     """
 
     def __init__(self, model, backend="auto", labels=None, colors=None, mean=None, std=None,
                  input_blob=None, output_blob=None, input_size=None, alpha=None,
                  filter_mode="linear", ignore_class=None, threads=None, providers=None,
-                 channel_order=None):
+                 channel_order=None, keep_scores=False):
         self.path = str(model)
+        self.keep_scores = bool(keep_scores)
         if filter_mode not in render.FILTER_MODES:
             raise JetsegError("unknown filter mode {!r}".format(filter_mode),
                               fix="use one of: " + ", ".join(render.FILTER_MODES))
@@ -82,6 +85,7 @@ class Segmenter(object):
         if self.ignore_class is None and info.graph.get("argmax"):
             self.ignore_class = info.graph.get("ignore_class")
         self._palettes = {}
+        self._fetch_cache = {}
         self._pre = render.Preprocessor(info)
         self._cpu_argmax = self._needs_cpu_argmax(ignore_class)
 
@@ -154,12 +158,34 @@ class Segmenter(object):
         size = self.net_size or (w, h)
         feeds = {self.info.input_name: self._pre(frame, size[0], size[1])}
         t1 = time.perf_counter()
-        outs = self.backend.run(feeds)
+        outs = self.backend.run(feeds, self._fetch(w, h))
         t2 = time.perf_counter()
         res = Segmentation(self, frame, outs)
         res.timings = {"preprocess_ms": 1000.0 * (t1 - t0), "inference_ms": 1000.0 * (t2 - t1)}
         res.latency_ms = 1000.0 * (t2 - t0)
         return res
+
+    def _fetch(self, w, h):
+        """The outputs this frame needs (ONNX Runtime then skips the rest of the graph):
+        the class map, or the scores when the CPU must argmax or upsample them; the graph's
+        overlay only where it can be used as it is; confidence when the graph has it."""
+        names = self._fetch_cache.get((w, h))
+        if names is None:
+            o = self._out_names
+            same = self.net_size in (None, (w, h))
+            want = set(["confidence", "scores"] if self.keep_scores else ["confidence"])
+            if self._cpu_argmax or (self.filter_mode == "smooth" and not same):
+                want.add("scores" if "scores" in o else "classes")
+            else:
+                want.add("classes" if "classes" in o else "scores")
+            if same and not self._cpu_argmax and self.info.graph.get("alpha") == self.alpha \
+                    and self.colors == self.info.colors:
+                want.add("overlay")
+            names = [o[r] for r in sorted(want) if r in o]
+            if len(self._fetch_cache) > 16:
+                self._fetch_cache.clear()
+            self._fetch_cache[(w, h)] = names
+        return names
 
     def legend(self, present=None, fractions=None):
         return render.legend(self.classes, self.colors, present=present, fractions=fractions)
@@ -222,24 +248,25 @@ class Segmentation(object):
         self._classes_low = None
         self._graph_overlay = None
         self._graph_conf = None
-        if "scores" in names:
-            s = outputs[names["scores"]]
+        fetched = dict((role, outputs[n]) for role, n in names.items() if n in outputs)
+        if "scores" in fetched:
+            s = fetched["scores"]
             self.scores = s[0] if s.ndim == 4 else s
-        if "classes" in names and not segmenter._cpu_argmax:
-            c = np.asarray(outputs[names["classes"]])
+        if "classes" in fetched and not segmenter._cpu_argmax:
+            c = np.asarray(fetched["classes"])
             c = c.reshape(c.shape[-2:])
             if c.dtype.kind == "f":
                 c = np.rint(c)
             self._classes_low = c.astype(np.uint8 if len(segmenter.classes) <= 256 else np.int32)
-        if "overlay" in names:
-            o = outputs[names["overlay"]][0]
+        if "overlay" in fetched:
+            o = fetched["overlay"][0]
             if o.shape[0] == 3 and o.shape[-1] != 3:
                 o = o.transpose(1, 2, 0)
             if o.dtype != np.uint8:
                 o = np.rint(np.clip(o, 0, 255)).astype(np.uint8)
             self._graph_overlay = o
-        if "confidence" in names:
-            c = outputs[names["confidence"]]
+        if "confidence" in fetched:
+            c = fetched["confidence"]
             self._graph_conf = c.reshape(c.shape[-2:]).astype(np.float32)
         self._classes = None
         self._cache = {}
