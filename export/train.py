@@ -154,11 +154,11 @@ def draw_curves(path, rows):
     best = max(rows, key=lambda r: r["miou"])
     cv2.putText(img, "train loss (max {:.3f})".format(max(r["loss"] for r in rows)), (x0, 30),
                 cv2.FONT_HERSHEY_SIMPLEX, 0.5, (200, 80, 0), 1, cv2.LINE_AA)
-    cv2.putText(img, "val mIoU (best {:.1%} @ epoch {})".format(best["miou"], best["epoch"]),
+    cv2.putText(img, "val mIoU (best {:.1%} @ epoch {})".format(best["miou"], best["epoch"] + 1),
                 (x0 + 260, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 140, 0), 1, cv2.LINE_AA)
-    cv2.putText(img, "epoch {}".format(epochs[0]), (x0, H - 20), cv2.FONT_HERSHEY_SIMPLEX,
+    cv2.putText(img, "epoch {}".format(epochs[0] + 1), (x0, H - 20), cv2.FONT_HERSHEY_SIMPLEX,
                 0.45, (0, 0, 0), 1, cv2.LINE_AA)
-    cv2.putText(img, "epoch {}".format(epochs[-1]), (x1 - 70, H - 20),
+    cv2.putText(img, "epoch {}".format(epochs[-1] + 1), (x1 - 70, H - 20),
                 cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
     write_image(path, img)
 
