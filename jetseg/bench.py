@@ -180,6 +180,12 @@ def run_bench(seg, source, frames=60, repeats=5, soak_frames=10000, visualize="o
     p(_row("model only", mo, base, "(baseline)"))
     pl = pipeline_fps(seg, clip, repeats, visualize)
     p(_row("full pipeline", pl, base, "goal >= 0.90x model-only"))
+    memory = None
+    if soak_frames:     # before the torch baseline, whose import would swell the peak RSS
+        t0 = time.perf_counter()
+        warm, end, n = soak(seg, clip, soak_frames, visualize)
+        memory = (peak_rss_mb(), warm, end, n, 100.0 * (end - warm) / warm,
+                  time.perf_counter() - t0)
     nv, why = naive_ort(seg, clip, repeats)
     if nv is None:
         p(_row("naive loop (numpy+ORT)", None, note="skipped: " + why))
@@ -193,13 +199,9 @@ def run_bench(seg, source, frames=60, repeats=5, soak_frames=10000, visualize="o
     else:
         p(_row("naive loop (torch)", tv, base, "jetseg pipeline is {:.1f}x faster "
                "(goal >= 3x)".format(float(np.median(pl)) / float(np.median(tv)))))
-    if soak_frames:
-        t0 = time.perf_counter()
-        warm, end, n = soak(seg, clip, soak_frames, visualize)
-        growth = 100.0 * (end - warm) / warm
-        p("  memory: peak RSS {:.1f} MB; RSS {:.1f} MB after warm-up -> {:.1f} MB after {} "
-          "frames: {:+.2f}% (goal < 1%), {:.0f} s".format(peak_rss_mb(), warm, end, n, growth,
-                                                          time.perf_counter() - t0))
+    if memory:
+        p("  memory (jetseg only): peak RSS {:.1f} MB; RSS {:.1f} MB after warm-up -> {:.1f} MB "
+          "after {} frames: {:+.2f}% (goal < 1%), {:.0f} s".format(*memory))
     return {"model_only": mo, "pipeline": pl, "naive_ort": nv, "naive_torch": tv}
 
 
