@@ -243,7 +243,8 @@ def run_guarded(parser, func, argv, prog="jetseg"):
         sys.stderr.write("{}: interrupted; outputs written so far are complete\n".format(prog))
         return 130
     finally:        # called from Python (tests, scripts): leave logging as it was
-        log.handlers[:], log.level, log.propagate = saved[0], saved[1], saved[2]
+        log.handlers[:], log.propagate = saved[0], saved[2]
+        log.setLevel(saved[1])          # setLevel, not .level: it clears logging's cache
 
 
 def main(argv=None):

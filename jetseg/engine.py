@@ -98,35 +98,33 @@ def _damaged(path, why):
                        fix="copy it again or rebuild it with jetseg build MODEL.onnx")
 
 
+def _read_head(f, path):
+    """(bytes read, header or None) from an engine file open at its start."""
+    head = f.read(len(MAGIC) + _LEN.size)
+    if not head.startswith(MAGIC):
+        return head, None
+    if len(head) < len(MAGIC) + _LEN.size:
+        raise _damaged(path, "the header is cut short")
+    (n,) = _LEN.unpack(head[len(MAGIC):])
+    if n > _MAX_HEADER:
+        raise _damaged(path, "the header length ({} bytes) is impossible".format(n))
+    blob = f.read(n)
+    return head + blob, split_engine(head + blob, path)[0]
+
+
 def read_header(path):
     """The header of an engine file (reads only the head), or None for a plain plan."""
     with open(str(path), "rb") as f:
-        head = f.read(len(MAGIC) + _LEN.size)
-        if not head.startswith(MAGIC):
-            return None
-        if len(head) < len(MAGIC) + _LEN.size:
-            raise _damaged(path, "the header is cut short")
-        (n,) = _LEN.unpack(head[len(MAGIC):])
-        if n > _MAX_HEADER:
-            raise _damaged(path, "the header length ({} bytes) is impossible".format(n))
-        blob = f.read(n)
-    return split_engine(head + blob, path)[0]
+        return _read_head(f, str(path))[1]
 
 
 def read_engine(path):
     """(header or None, plan bytes), the plan read without copying the header along."""
     path = str(path)
     with open(path, "rb") as f:
-        head = f.read(len(MAGIC) + _LEN.size)
-        if not head.startswith(MAGIC):
+        head, header = _read_head(f, path)
+        if header is None:
             return None, head + f.read()
-        if len(head) < len(MAGIC) + _LEN.size:
-            raise _damaged(path, "the header is cut short")
-        (n,) = _LEN.unpack(head[len(MAGIC):])
-        if n > _MAX_HEADER:
-            raise _damaged(path, "the header length ({} bytes) is impossible".format(n))
-        blob = f.read(n)
-        header = split_engine(head + blob, path)[0]
         plan = f.read()
     if not plan:
         raise _damaged(path, "the header is there but the TensorRT plan after it is missing")

@@ -90,10 +90,12 @@ def free_port():
 
 
 @pytest.fixture(autouse=True)
-def _restore_jetseg_logger():
+def keep_logging():
     """CLI entry points called in-process configure the 'jetseg' logger; undo it after."""
     import logging
     log = logging.getLogger("jetseg")
     saved = (list(log.handlers), log.level, log.propagate)
-    yield
-    log.handlers[:], log.level, log.propagate = saved[0], saved[1], saved[2]
+    yield log
+    log.handlers[:] = saved[0]
+    log.setLevel(saved[1])          # setLevel, not the attribute: it clears logging's cache
+    log.propagate = saved[2]

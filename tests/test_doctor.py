@@ -13,15 +13,6 @@ R32 = ("# R32 (release), REVISION: 7.1, GCID: 29818004, BOARD: t210ref, EABI: aa
 
 
 
-@pytest.fixture
-def keep_logging():
-    """run_guarded sets up jetseg's logger for a CLI run: put it back afterwards."""
-    from jetseg.errors import log
-    saved = (list(log.handlers), log.level, log.propagate)
-    yield log
-    log.handlers[:] = saved[0]
-    log.setLevel(saved[1])          # setLevel, not the attribute: it clears logging's cache
-    log.propagate = saved[2]
 
 def _run(**kw):
     out = io.StringIO()

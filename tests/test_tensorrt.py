@@ -39,15 +39,6 @@ DESKTOP = {"tensorrt": "10.3.0.30", "gpu": "NVIDIA GeForce RTX 3060",
 
 # ==== engine file format ==================================================================
 
-@pytest.fixture
-def keep_logging():
-    """run_guarded sets up jetseg's logger for a CLI run: put it back afterwards."""
-    from jetseg.errors import log
-    saved = (list(log.handlers), log.level, log.propagate)
-    yield log
-    log.handlers[:] = saved[0]
-    log.setLevel(saved[1])          # setLevel, not the attribute: it clears logging's cache
-    log.propagate = saved[2]
 
 def test_header_round_trip_and_plan_stripped_byte_exact(tmp_path):
     meta = {"jetseg.classes": json.dumps(NAMES5), "jetseg.precision": '"fp32"'}
