@@ -54,8 +54,8 @@ def rss_mb():
 
 
 def peak_rss_mb():
-    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return kb / 1e3 if sys.platform != "darwin" else kb / 1e6
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss     # KiB on Linux, bytes on macOS
+    return peak * 1024 / 1e6 if sys.platform != "darwin" else peak / 1e6
 
 
 def load_frames(uri, count):
