@@ -20,7 +20,7 @@ from .sources import FLIPS, open_source
 def build_parser():
     p = argparse.ArgumentParser(prog="jetseg-camera", description="Segment a live camera, "
                                 "stream or video: display, record, serve to a browser.")
-    add_model_args(p)
+    add_model_args(p, primary="--engine")
     p.add_argument("input", nargs="?", default="csi://0",
                    help="csi://0, /dev/video0, rtsp://..., rtp://@:1234, video, images")
     p.add_argument("output", nargs="*", help="display://0, out.mp4, out_%%05d.jpg "
@@ -53,8 +53,10 @@ def run(args):
                          args.input_flip, args.input_loop)
     pipe = Pipeline(source, net, max_frames=args.max_frames)
     outputs = args.output or ([] if args.headless else ["display://0"])
+    single = getattr(source, "paths", None) == [args.input] and not args.input_loop
     for uri in outputs:
-        pipe.sinks.append(open_sink(uri, args.visualize, fps=source.fps, on_quit=pipe.stop))
+        pipe.sinks.append(open_sink(uri, args.visualize, fps=source.fps, on_quit=pipe.stop,
+                                    many=not single))
     if args.serve:
         from .web import WebView
         pipe.sinks.append(WebView(args.serve, net, args.visualize, title=args.model,
@@ -73,6 +75,9 @@ def run(args):
     log.info("%r", net)
     log.info("%s -> %s", args.input, ", ".join(outputs + (["web " + args.serve]
                                                            if args.serve else [])) or "nothing")
+    if args.legend:
+        from .imageio import write_image
+        write_image(args.legend, net.legend())
     try:
         stats = pipe.run()
     except KeyboardInterrupt:

@@ -11,10 +11,12 @@ import time
 from .errors import JetsegError, log
 
 
-def add_model_args(p):
-    """The model flags shared by every command that runs a model (segnet.py's names)."""
+def add_model_args(p, primary="--model"):
+    """The model flags shared by every command that runs a model (segnet.py's names);
+    ``--model`` and ``--engine`` are one flag, ``primary`` is the one help shows."""
     g = p.add_argument_group("model")
-    g.add_argument("--model", "--engine", dest="model", required=True,
+    names = ("--model", "--engine") if primary == "--model" else ("--engine", "--model")
+    g.add_argument(*names, dest="model", required=True,
                    help="model file: .onnx (ONNX Runtime) or .engine (TensorRT)")
     g.add_argument("--backend", default="auto", choices=("auto", "onnxruntime", "tensorrt"))
     g.add_argument("--labels", help="classes.txt (one name a line) for models without metadata")

@@ -62,12 +62,13 @@ class DisplaySink(object):
             pass
 
 
-def open_sink(uri, visualize="overlay", fps=None, on_quit=None):
+def open_sink(uri, visualize="overlay", fps=None, on_quit=None, many=True):
+    """``many=False``: the source gives one frame, so a plain image file may take it."""
     uri = str(uri)
     if uri.startswith("display://"):
         return DisplaySink(uri, visualize, on_quit=on_quit)
     if uri.startswith(("rtp://", "rtsp://", "webrtc://")):
         raise JetsegError("streaming out over {} is not supported".format(uri.split(":")[0]),
                           path=uri, fix="use --serve 0.0.0.0:8080 for a browser view")
-    return FileSink(uri, visualize, fps=fps, many=True)
+    return FileSink(uri, visualize, fps=fps, many=many)
 

@@ -213,3 +213,18 @@ def test_example_script_runs_on_a_clip(model, tmp_path):
     assert r.returncode == 0, r.stderr
     lines = [l for l in r.stdout.splitlines() if l.startswith("frame")]
     assert lines and "road" in lines[0] and "20 frames in" in r.stdout
+
+
+def test_camera_single_image_to_image_with_legend(model, tmp_path):
+    img = tmp_path / "x.png"
+    cv2_frame = rng_frame(64, 48, seed=2)
+    import cv2
+    cv2.imwrite(str(img), cv2_frame)
+    r = subprocess.run([sys.executable, "-m", "jetseg.camera", "--engine", model, str(img),
+                        str(tmp_path / "out.png"), "--headless", "--legend",
+                        str(tmp_path / "legend.png")], capture_output=True, text=True,
+                       cwd=str(ROOT), timeout=120)
+    assert r.returncode == 0, r.stderr
+    out = cv2.imread(str(tmp_path / "out.png"))
+    assert np.array_equal(out, Segmenter(model).process(cv2_frame).overlay())
+    assert cv2.imread(str(tmp_path / "legend.png")).shape[0] >= 5 * 20
