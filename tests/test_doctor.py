@@ -1,12 +1,12 @@
 """``jetseg doctor`` on this machine (a desktop without GPU or TensorRT), and as it would
 judge a Jetson (its release file and the system OpenCV folder pointed at test files)."""
-import argparse
 import io
 
 import pytest
 
 from conftest import run_cli
 from jetseg import doctor
+from jetseg.cli import build_parser
 
 R32 = ("# R32 (release), REVISION: 7.1, GCID: 29818004, BOARD: t210ref, EABI: aarch64, "
        "DATE: Sat Feb 19 17:05:08 UTC 2022\n")
@@ -102,21 +102,13 @@ def test_selftest_without_cuda_says_why_and_fails():
     assert "cannot self-test without a CUDA GPU" in text
 
 
-def _parser():
-    from jetseg import trt_cli
-    p = argparse.ArgumentParser(prog="jetseg")
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--debug", action="store_true")
-    common.add_argument("--quiet", "-q", action="store_true")
-    trt_cli.register(p.add_subparsers(dest="command"), common)
-    return p
 
 
 def test_doctor_subcommand(capsys, keep_logging):
     from jetseg.cli import run_guarded
-    code = run_guarded(_parser(), lambda a: a.func(a), ["doctor"])
+    code = run_guarded(build_parser(), lambda a: a.func(a), ["doctor"])
     assert code in (0, 1) and "jetseg doctor:" in capsys.readouterr().out
-    assert run_guarded(_parser(), lambda a: a.func(a), ["doctor", "--model", "m.onnx"]) == 2
+    assert run_guarded(build_parser(), lambda a: a.func(a), ["doctor", "--model", "m.onnx"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--selftest" in err
 

@@ -11,7 +11,6 @@ emulation of libcudart (tests/test_cuda.py). They prove which calls jetseg makes
 what order, NOT that TensorRT accepts them: that needs a Jetson or a CUDA machine with
 TensorRT (``jetseg doctor --selftest``).
 """
-import argparse
 import ctypes
 import json
 import os
@@ -26,6 +25,7 @@ from conftest import NAMES5, run_cli
 from jetseg import cuda, engine as eng
 from jetseg.backends import open_backend
 from jetseg.backends import tensorrt as trtmod
+from jetseg.cli import build_parser
 from jetseg.errors import JetsegError
 from test_cuda import emulated_runtime
 
@@ -270,21 +270,13 @@ def _has_trt():
 needs_no_trt = pytest.mark.skipif(_has_trt(), reason="TensorRT is installed here")
 
 
-def _parser():
-    from jetseg import trt_cli
-    p = argparse.ArgumentParser(prog="jetseg")
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--debug", action="store_true")
-    common.add_argument("--quiet", "-q", action="store_true")
-    trt_cli.register(p.add_subparsers(dest="command"), common)
-    return p
 
 
 @needs_no_trt
 def test_build_without_tensorrt_is_one_line_exit_2(tmp_path, capsys, keep_logging):
     from jetseg.cli import run_guarded
     model = _onnx_with(tmp_path, [helper.make_node("Relu", ["x"], ["y"])], name="x.onnx")
-    rc = run_guarded(_parser(), lambda a: a.func(a), ["build", model])
+    rc = run_guarded(build_parser(), lambda a: a.func(a), ["build", model])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1
     assert "TensorRT" in err and "python3-libnvinfer" in err and "--backend onnxruntime" in err
