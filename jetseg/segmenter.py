@@ -393,8 +393,12 @@ class Segmentation(object):
                           fix="use overlay, mask or overlay,mask")
 
     def class_counts(self):
-        n = len(self.segmenter.classes)
-        return np.bincount(self.classes.ravel(), minlength=n)[:n]
+        """Pixels per class at the frame's resolution (counted once per result: the web
+        view, --stats and --emit all ask for it)."""
+        if "counts" not in self._cache:
+            n = len(self.segmenter.classes)
+            self._cache["counts"] = np.bincount(self.classes.ravel(), minlength=n)[:n]
+        return self._cache["counts"]
 
     def class_fractions(self):
         """{class name: share of the frame's pixels}, every class, in class-id order."""
