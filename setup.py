@@ -8,7 +8,7 @@ import io
 import os
 import re
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
 here = os.path.abspath(os.path.dirname(__file__))
 with io.open(os.path.join(here, "jetseg", "__init__.py"), encoding="utf-8") as f:
@@ -25,8 +25,7 @@ setup(
     long_description_content_type="text/markdown",
     license="MIT",
     python_requires=">=3.6",
-    packages=["jetseg", "jetseg.backends", "jetseg.datasets", "jetseg_export"],
-    package_dir={"jetseg_export": "export"},
+    packages=find_packages(include=["jetseg", "jetseg.*", "jetseg_export", "jetseg_export.*"]),
     install_requires=["numpy>=1.13"],
     extras_require={
         # desktop / CI: OpenCV without GUI (no conflict with a system Qt) and ONNX Runtime
@@ -37,7 +36,7 @@ setup(
         "dev": ["pytest>=6", "vermin>=1.5", "onnx>=1.12"],
     },
     entry_points={"console_scripts": ["jetseg=jetseg.cli:main",
-                                      "jetseg-camera=jetseg.camera:main"]},
+                                      "jetseg-camera=jetseg.cli.camera:main"]},
     classifiers=[
         "Programming Language :: Python :: 3",
         "Programming Language :: Python :: 3.6",

@@ -6,7 +6,7 @@ import pytest
 
 from jetseg import JetsegError
 from jetseg import autopilot as ap
-from synthetic_horizon import CLUTTER, GROUND, NAMES, OCCLUDER, SKY, grid, make_scene
+from tests.helpers.synthetic_horizon import CLUTTER, GROUND, NAMES, OCCLUDER, SKY, grid, make_scene
 
 W, H = 480, 360
 

@@ -4,9 +4,9 @@ import re
 import cv2
 import onnx
 
-from conftest import COLORS5, NAMES5, rng_frame, run_cli
+from tests.helpers.common import COLORS5, NAMES5, rng_frame, run_cli
 from jetseg_export.compose import compose
-from tinymodels import TinyNet
+from tests.helpers.tinymodels import TinyNet
 
 
 def test_bench_prints_every_figure_with_ratios(tmp_path):

@@ -11,10 +11,10 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from conftest import COLORS5, NAMES5, ROOT, count_frames, rng_frame, run_cli, write_video
+from tests.helpers.common import COLORS5, NAMES5, ROOT, count_frames, rng_frame, run_cli, write_video
 from jetseg import Segmenter
 from jetseg_export.compose import compose
-from tinymodels import TinyNet
+from tests.helpers.tinymodels import TinyNet
 
 
 @pytest.fixture

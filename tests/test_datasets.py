@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from jetseg import JetsegError
-from jetseg.datasets import ColorDecoder, detect_format, open_dataset
-from jetseg.datasets.base import png_palette
-from jetseg.datasets.coco import rle_decode, rle_string_to_counts
+from jetseg.eval.datasets import ColorDecoder, detect_format, open_dataset
+from jetseg.eval.datasets.base import png_palette
+from jetseg.eval.datasets.coco import rle_decode, rle_string_to_counts
 
 # pycocotools 2.0.x on numpy 2 warns about __array__(copy=...) inside its own code
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from tests.helpers.common import ROOT
 from jetseg import Segmenter
 
 FP32 = ROOT / "engines" / "camvid.onnx"
@@ -42,8 +42,8 @@ def test_the_file_alone_is_enough():
     (INT8, r"`camvid.int8.onnx` \| [^|]+\| [^|]+\| \*\*([\d.]+) %\*\*"),
 ])
 def test_val_miou_as_stated(camvid, path, stated):
-    from jetseg.datasets import open_dataset
-    from jetseg.evaluate import evaluate
+    from jetseg.eval.datasets import open_dataset
+    from jetseg.eval.evaluate import evaluate
     result = evaluate(Segmenter(str(path)), open_dataset(str(camvid), "camvid", "val"),
                       progress=False)
     assert len(result.per_class_iou()) == 11

@@ -8,8 +8,8 @@ it scores on CamVid val (when the dataset is beside the repo).
 import numpy as np
 import pytest
 
-from conftest import ROOT
-from tinymodels import normalise
+from tests.helpers.common import ROOT
+from tests.helpers.tinymodels import normalise
 
 MODEL = ROOT / "engines" / "camvid-demo.onnx"
 SAMPLES = sorted((ROOT / "samples").glob("*.jpg"))
@@ -89,7 +89,7 @@ def test_numpy_features_equal_the_onnx_graph(frames):
     sess = ort.InferenceSession(str(MODEL), providers=["CPUExecutionProvider"])
     name, frame = frames[0]
     scores = sess.run(["logits"], {"image": frame[None]})[0][0]
-    # independent normalisation (tests/tinymodels.py), then the numpy features and MLP
+    # independent normalisation (tests/helpers/tinymodels.py), then the numpy features and MLP
     want = dm.mlp(dm.features(normalise(frame)), weights)
     assert np.abs(scores - want).max() < 1e-3
     # and the core graph rebuilt from the weights matches too (the script's own check)

@@ -4,8 +4,8 @@ import io
 
 import pytest
 
-from conftest import run_cli
-from jetseg import doctor
+from tests.helpers.common import run_cli
+from jetseg.cli import doctor
 from jetseg.cli import build_parser
 
 R32 = ("# R32 (release), REVISION: 7.1, GCID: 29818004, BOARD: t210ref, EABI: aarch64, "
@@ -92,7 +92,7 @@ def test_jetson_release_parsing(tmp_path, text, l4t, jp):
 
 def test_selftest_without_cuda_says_why_and_fails():
     try:
-        from jetseg import cuda
+        from jetseg.backends import cuda
         cuda.runtime()
         pytest.skip("a CUDA GPU is visible here: run jetseg doctor --selftest instead")
     except Exception:
@@ -105,7 +105,7 @@ def test_selftest_without_cuda_says_why_and_fails():
 
 
 def test_doctor_subcommand(capsys, keep_logging):
-    from jetseg.cli import run_guarded
+    from jetseg.cli.common import run_guarded
     code = run_guarded(build_parser(), lambda a: a.func(a), ["doctor"])
     assert code in (0, 1) and "jetseg doctor:" in capsys.readouterr().out
     assert run_guarded(build_parser(), lambda a: a.func(a), ["doctor", "--model", "m.onnx"]) == 2
@@ -114,7 +114,7 @@ def test_doctor_subcommand(capsys, keep_logging):
 
 
 def test_doctor_through_the_real_cli_when_wired():
-    from jetseg import cli
+    import jetseg.cli as cli
     try:
         cli.build_parser().parse_args(["doctor"])
     except SystemExit:
@@ -124,10 +124,10 @@ def test_doctor_through_the_real_cli_when_wired():
 
 
 def test_selftest_code_path_against_emulated_cudart(monkeypatch):
-    """The self-test's own logic, run against tests/test_cuda.py's host emulation of
+    """The self-test's own logic, run against tests/helpers/cuda_emulator.py host emulation of
     libcudart (this proves the self-test code, not CUDA: run it on a GPU for that)."""
-    from jetseg import cuda
-    from test_cuda import emulated_runtime
+    from jetseg.backends import cuda
+    from tests.helpers.cuda_emulator import emulated_runtime
     rt, lib = emulated_runtime(integrated=True, cc=(5, 3))
     monkeypatch.setattr(cuda, "runtime", lambda: rt)
     out = io.StringIO()

@@ -11,9 +11,9 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from conftest import ROOT, free_port, write_video
+from tests.helpers.common import ROOT, free_port, write_video
 from jetseg import JetsegError, Segmenter
-from jetseg.emit import SCHEMA, Signals, UdpEmitter, open_emitter
+from jetseg.autopilot.emit import SCHEMA, Signals, UdpEmitter, open_emitter
 from jetseg_export.compose import compose
 
 W, H = 160, 120
@@ -96,7 +96,7 @@ def _clip(path, frames=12):
 def test_camera_emits_jsonl_every_frame(tmp_path):
     model = colour_net(tmp_path / "c.onnx")
     out = tmp_path / "run.jsonl"
-    r = subprocess.run([sys.executable, "-m", "jetseg.camera", "--engine", model,
+    r = subprocess.run([sys.executable, "-m", "jetseg.cli.camera", "--engine", model,
                         _clip(tmp_path / "c.avi"), "--headless", "--emit", "jsonl:" + str(out),
                         "--emit", "udp://127.0.0.1:9"], capture_output=True, text=True,
                        cwd=str(ROOT), timeout=120)
@@ -115,7 +115,7 @@ def test_camera_to_example_autopilot_over_udp(tmp_path):
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     import time
     time.sleep(1.0)                                              # let it bind
-    cam = subprocess.run([sys.executable, "-m", "jetseg.camera", "--engine", model,
+    cam = subprocess.run([sys.executable, "-m", "jetseg.cli.camera", "--engine", model,
                           _clip(tmp_path / "c.avi", frames=40), "--headless", "--input-loop",
                           "3", "--emit", "udp://127.0.0.1:{}".format(port)],
                          capture_output=True, text=True, cwd=str(ROOT), timeout=120)

@@ -9,15 +9,15 @@ import onnx
 import pytest
 
 from jetseg import JetsegError, Segmenter
-from jetseg.cli import add_model_args, run_guarded
-from jetseg.datasets import open_dataset
-from jetseg.datasets.camvid import COLORS as CAMVID_COLORS
-from jetseg.datasets.camvid import NAMES as CAMVID_NAMES
-from jetseg.eval_cli import register
-from jetseg.evaluate import (EvalResult, class_mapping, confusion_matrix, draw_confusion,
+from jetseg.cli.common import run_guarded
+from jetseg.eval.datasets import open_dataset
+from jetseg.eval.datasets.camvid import COLORS as CAMVID_COLORS
+from jetseg.eval.datasets.camvid import NAMES as CAMVID_NAMES
+from jetseg.cli.eval import register
+from jetseg.eval.evaluate import (EvalResult, class_mapping, confusion_matrix, draw_confusion,
                              draw_iou_chart, evaluate, format_table)
 from jetseg_export.compose import compose
-from tinymodels import TinyNet, colour_frame
+from tests.helpers.tinymodels import TinyNet, colour_frame
 
 ROOT = Path(__file__).resolve().parents[1]
 CAMVID = ROOT.parent / "shared" / "datasets" / "camvid"
@@ -187,7 +187,7 @@ def _parser():
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true")
     common.add_argument("--quiet", "-q", action="store_true")
-    register(p.add_subparsers(dest="command"), common, add_model_args)
+    register(p.add_subparsers(dest="command"), common)
     return p
 
 

@@ -11,14 +11,14 @@ pytest.importorskip("torchvision")
 
 from onnx import TensorProto, numpy_helper  # noqa: E402
 
-from jetseg.segmenter import Segmenter  # noqa: E402
+from jetseg.core.segmenter import Segmenter  # noqa: E402
 from jetseg_export import exporter, parity  # noqa: E402
 from jetseg_export.cli import main as export_main  # noqa: E402
 from jetseg_export.quantize import QUANT_OPS  # noqa: E402
 from jetseg_export.targets import check_target  # noqa: E402
 
-from test_export import (CAMVID, frame_at, make_net, meta, torch_classes,  # noqa: E402,F401
-                         user_pkg)
+from tests.helpers.exportnets import (CAMVID, frame_at, make_net, meta, torch_classes,  # noqa: E402,F401
+                                     user_pkg)
 
 
 @pytest.fixture(scope="module")

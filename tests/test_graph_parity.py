@@ -7,12 +7,12 @@ import numpy as np
 import onnx
 import pytest
 
-from conftest import COLORS5, NAMES5, rng_frame
+from tests.helpers.common import COLORS5, NAMES5, rng_frame
 from jetseg import Segmenter
-from jetseg.modelinfo import ModelInfo
+from jetseg.core.modelinfo import ModelInfo
 from jetseg_export.compose import compose
-from refs import argmax_checked, bilinear_half_pixel
-from tinymodels import TinyNet, normalise
+from tests.helpers.refs import argmax_checked, bilinear_half_pixel
+from tests.helpers.tinymodels import TinyNet, normalise
 
 
 def _pair(tmp_path, net, **kw):

@@ -3,7 +3,7 @@ import logging
 import pytest
 
 from jetseg import JetsegError
-from jetseg.labels import (fit_colors, fit_labels, generated_palette, read_colors, read_labels,
+from jetseg.core.labels import (fit_colors, fit_labels, generated_palette, read_colors, read_labels,
                            resolve_alpha, write_colors, write_labels)
 
 

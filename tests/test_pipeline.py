@@ -11,12 +11,13 @@ import onnx
 import pytest
 
 import jetseg
-from conftest import COLORS5, NAMES5, ROOT, count_frames, rng_frame, write_video
+import jetseg.io.sources
+from tests.helpers.common import COLORS5, NAMES5, ROOT, count_frames, rng_frame, write_video
 from jetseg import JetsegError, Segmenter
-from jetseg.pipeline import Pipeline, Reservoir
-from jetseg.sources import Source
+from jetseg.io.pipeline import Pipeline, Reservoir
+from jetseg.io.sources import Source
 from jetseg_export.compose import compose
-from tinymodels import TinyNet
+from tests.helpers.tinymodels import TinyNet
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +74,7 @@ class Collect(object):
 
 
 def test_file_source_loses_no_frame(model, tmp_path):
-    src = jetseg.sources.open_source(write_video(tmp_path / "in.avi", frames=15))
+    src = jetseg.io.sources.open_source(write_video(tmp_path / "in.avi", frames=15))
     sink = Collect(delay=0.01)
     stats = Pipeline(src, Segmenter(model), [sink]).run()
     assert sink.ids == list(range(15)) and stats.frames == 15 and stats.dropped == 0
@@ -115,7 +116,7 @@ def test_sink_error_stops_the_loop_and_is_raised(model, tmp_path):
     class Broken(Collect):
         def write(self, res):
             raise JetsegError("disk full", path="out.mp4", fix="free some space")
-    src = jetseg.sources.open_source(write_video(tmp_path / "in.avi", frames=30))
+    src = jetseg.io.sources.open_source(write_video(tmp_path / "in.avi", frames=30))
     with pytest.raises(JetsegError, match="disk full"):
         Pipeline(src, Segmenter(model), [Broken()]).run()
 
@@ -153,7 +154,7 @@ def test_reservoir_is_fixed_size():
 # ---- jetseg-camera as a user runs it ---------------------------------------------------------
 def test_camera_video_to_video_headless(model, tmp_path):
     src = write_video(tmp_path / "in.avi", frames=20)
-    r = subprocess.run([sys.executable, "-m", "jetseg.camera", "--engine", model, src,
+    r = subprocess.run([sys.executable, "-m", "jetseg.cli.camera", "--engine", model, src,
                         str(tmp_path / "out.mp4"), str(tmp_path / "f_%03d.jpg"), "--headless",
                         "--stats"], capture_output=True, text=True, cwd=str(ROOT), timeout=120)
     assert r.returncode == 0, r.stderr
@@ -168,7 +169,7 @@ def test_camera_signal_leaves_a_playablewrite_video(tmp_path, sig, code):
     onnx.save(compose(net.onnx(), NAMES5, COLORS5), str(model))
     src = write_video(tmp_path / "long.avi", frames=60, size=(320, 240))
     out = tmp_path / "out.mp4"
-    p = subprocess.Popen([sys.executable, "-m", "jetseg.camera", "--engine", str(model), src,
+    p = subprocess.Popen([sys.executable, "-m", "jetseg.cli.camera", "--engine", str(model), src,
                           str(out), "--headless", "--input-loop", "-1"], cwd=str(ROOT),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60
@@ -184,11 +185,11 @@ def test_camera_signal_leaves_a_playablewrite_video(tmp_path, sig, code):
 
 
 def test_camera_errors_are_one_line(model, tmp_path):
-    r = subprocess.run([sys.executable, "-m", "jetseg.camera", "--engine", model, "/dev/video97",
+    r = subprocess.run([sys.executable, "-m", "jetseg.cli.camera", "--engine", model, "/dev/video97",
                         "--headless"], capture_output=True, text=True, cwd=str(ROOT))
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip().splitlines()[-1].startswith("jetseg-camera: error: /dev/video97")
-    r = subprocess.run([sys.executable, "-m", "jetseg.camera", "--engine", model,
+    r = subprocess.run([sys.executable, "-m", "jetseg.cli.camera", "--engine", model,
                         str(tmp_path), "display://0"], capture_output=True, text=True,
                        cwd=str(ROOT), env=dict(os.environ, DISPLAY=""))
     assert r.returncode == 2 and "fix:" in r.stderr
@@ -220,7 +221,7 @@ def test_camera_single_image_to_image_with_legend(model, tmp_path):
     cv2_frame = rng_frame(64, 48, seed=2)
     import cv2
     cv2.imwrite(str(img), cv2_frame)
-    r = subprocess.run([sys.executable, "-m", "jetseg.camera", "--engine", model, str(img),
+    r = subprocess.run([sys.executable, "-m", "jetseg.cli.camera", "--engine", model, str(img),
                         str(tmp_path / "out.png"), "--headless", "--legend",
                         str(tmp_path / "legend.png")], capture_output=True, text=True,
                        cwd=str(ROOT), timeout=120)

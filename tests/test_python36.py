@@ -15,10 +15,10 @@ import numpy as np
 import onnx
 import pytest
 
-from conftest import COLORS5, NAMES5, ROOT, rng_frame
+from tests.helpers.common import COLORS5, NAMES5, ROOT, rng_frame
 from jetseg import Segmenter
 from jetseg_export.compose import compose
-from tinymodels import TinyNet
+from tests.helpers.tinymodels import TinyNet
 
 PACKAGES = ["numpy==1.19.5", "onnxruntime==1.10.0", "opencv-python-headless==4.6.0.66"]
 

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from tests.helpers.common import ROOT
 
 
 def test_runtime_needs_nothing_newer_than_python_36():
@@ -53,9 +53,9 @@ def test_import_and_process_never_import_torch(tmp_path):
     import numpy as np
     import onnx
 
-    from conftest import COLORS5, NAMES5
+    from tests.helpers.common import COLORS5, NAMES5
     from jetseg_export.compose import compose
-    from tinymodels import TinyNet
+    from tests.helpers.tinymodels import TinyNet
     model = tmp_path / "m.onnx"
     onnx.save(compose(TinyNet(width=64, height=48).onnx(), NAMES5, COLORS5, scores=True,
                       confidence=True), str(model))

@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 
-from conftest import COLORS5, NAMES5, rng_frame
+from tests.helpers.common import COLORS5, NAMES5, rng_frame
 from jetseg import JetsegError, Segmenter
-from refs import argmax_checked, bilinear_half_pixel, blend
-from tinymodels import TinyNet, normalise
+from tests.helpers.refs import argmax_checked, bilinear_half_pixel, blend
+from tests.helpers.tinymodels import TinyNet, normalise
 
 
 def test_plain_model_matches_numpy_reference(tiny, labels_files):

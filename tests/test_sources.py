@@ -2,9 +2,9 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import rng_frame, write_video
+from tests.helpers.common import rng_frame, write_video
 from jetseg import JetsegError
-from jetseg.sources import (FLIPS, CaptureSource, ImageSource, csi_pipeline, flip_frame,
+from jetseg.io.sources import (FLIPS, CaptureSource, ImageSource, csi_pipeline, flip_frame,
                             gstreamer_available, open_source)
 
 

@@ -21,13 +21,14 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from conftest import NAMES5, run_cli
-from jetseg import cuda, engine as eng
+from tests.helpers.common import NAMES5, run_cli
+from jetseg.backends import cuda
+from jetseg.backends.tensorrt import engine_file as eng
 from jetseg.backends import open_backend
-from jetseg.backends import tensorrt as trtmod
+from jetseg.backends.tensorrt import runner as trtmod
 from jetseg.cli import build_parser
 from jetseg.errors import JetsegError
-from test_cuda import emulated_runtime
+from tests.helpers.cuda_emulator import emulated_runtime
 
 NANO = {"tensorrt": "8.2.1.8", "gpu": "NVIDIA Tegra X1", "compute_capability": (5, 3),
         "integrated": True, "can_map_host_memory": True, "cuda": "10.2"}
@@ -245,10 +246,10 @@ def test_onnx_metadata_and_nodes_read_without_onnx_package(tmp_path):
 
 
 def test_onnx_metadata_of_a_jetseg_export_matches_onnx(tmp_path):
-    from conftest import COLORS5
-    from jetseg.modelinfo import ModelInfo
+    from tests.helpers.common import COLORS5
+    from jetseg.core.modelinfo import ModelInfo
     from jetseg_export.compose import compose
-    from tinymodels import TinyNet
+    from tests.helpers.tinymodels import TinyNet
     p = str(tmp_path / "composed.onnx")
     onnx.save(compose(TinyNet(width=64, height=48).onnx(), NAMES5, COLORS5, scores=True), p)
     want = dict((e.key, e.value) for e in onnx.load(p).metadata_props)
@@ -274,7 +275,7 @@ needs_no_trt = pytest.mark.skipif(_has_trt(), reason="TensorRT is installed here
 
 @needs_no_trt
 def test_build_without_tensorrt_is_one_line_exit_2(tmp_path, capsys, keep_logging):
-    from jetseg.cli import run_guarded
+    from jetseg.cli.common import run_guarded
     model = _onnx_with(tmp_path, [helper.make_node("Relu", ["x"], ["y"])], name="x.onnx")
     rc = run_guarded(build_parser(), lambda a: a.func(a), ["build", model])
     err = capsys.readouterr().err
@@ -284,7 +285,7 @@ def test_build_without_tensorrt_is_one_line_exit_2(tmp_path, capsys, keep_loggin
 
 @needs_no_trt
 def test_build_subcommand_through_the_real_cli_when_wired(tmp_path):
-    from jetseg import cli
+    import jetseg.cli as cli
     try:
         cli.build_parser().parse_args(["build", "x.onnx"])
     except SystemExit:
@@ -699,7 +700,7 @@ def fake_platform(monkeypatch):
     ("11.0.0.1", ("set_memory_pool_limit", "WORKSPACE", 256 << 20), 0)])
 def test_api_shape_build_engine_per_generation(tmp_path, fake_platform, version,
                                                workspace_call, batch_flag):
-    from jetseg.build import build_engine
+    from jetseg.backends.tensorrt.build import build_engine
     trt = FakeBuilderTrt(version)
     facts = fake_platform(trt, NANO if version.startswith("8") else ORIN)
     meta = {"jetseg.classes": json.dumps(NAMES5)}
@@ -721,7 +722,7 @@ def test_api_shape_build_engine_per_generation(tmp_path, fake_platform, version,
 
 def test_api_shape_progress_monitor_only_where_the_api_has_one(keep_logging):
     import logging
-    from jetseg.build import attach_progress
+    from jetseg.backends.tensorrt.build import attach_progress
     seen = []
     handler = logging.Handler()
     handler.emit = lambda record: seen.append(record.getMessage())
@@ -744,7 +745,7 @@ def test_api_shape_progress_monitor_only_where_the_api_has_one(keep_logging):
 
 
 def test_api_shape_parser_errors_name_the_node(tmp_path, fake_platform):
-    from jetseg.build import build_engine
+    from jetseg.backends.tensorrt.build import build_engine
     trt = FakeBuilderTrt("8.2.1.8", parse_errors=[(1, "Unsupported ONNX op GridSample")])
     facts = fake_platform(trt, NANO)
     model = _onnx_with(tmp_path, [helper.make_node("Relu", ["x"], ["r"], name="relu_1"),
@@ -757,7 +758,7 @@ def test_api_shape_parser_errors_name_the_node(tmp_path, fake_platform):
 
 
 def test_precision_decisions(tmp_path, fake_platform):
-    from jetseg.build import build_engine, precision_plan
+    from jetseg.backends.tensorrt.build import build_engine, precision_plan
     qdq_nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]),
                  helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"])]
     qdq = _onnx_with(tmp_path, qdq_nodes, name="q.onnx")
@@ -783,7 +784,7 @@ def test_precision_decisions(tmp_path, fake_platform):
 
 
 def test_dla_decisions(tmp_path, fake_platform):
-    from jetseg.build import build_engine
+    from jetseg.backends.tensorrt.build import build_engine
     model = _onnx_with(tmp_path, [helper.make_node("Relu", ["x"], ["y"])])
     facts = fake_platform(FakeBuilderTrt("8.2.1.8"), NANO)
     with pytest.raises(JetsegError, match="no DLA"):

@@ -11,7 +11,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from conftest import ROOT, free_port  # noqa: E402
+from tests.helpers.common import ROOT, free_port  # noqa: E402
 from jetseg import Segmenter  # noqa: E402
 from jetseg_export.train import (augment, class_weights, confusion,  # noqa: E402
                                  iou_from_confusion, main)

@@ -12,11 +12,11 @@ import numpy as np
 import onnx
 import pytest
 
-from conftest import COLORS5, NAMES5, ROOT, free_port, write_video
+from tests.helpers.common import COLORS5, NAMES5, ROOT, free_port, write_video
 from jetseg import JetsegError, Segmenter
-from jetseg.web import WebView
+from jetseg.io.web import WebView
 from jetseg_export.compose import compose
-from tinymodels import TinyNet, colour_frame
+from tests.helpers.tinymodels import TinyNet, colour_frame
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +96,7 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 def test_page_in_headless_chromium_shows_the_live_overlay(model, tmp_path):
     clip = write_video(tmp_path / "clip.avi", frames=10)
     port = free_port()
-    cam = subprocess.Popen([sys.executable, "-m", "jetseg.camera", "--engine", model, clip,
+    cam = subprocess.Popen([sys.executable, "-m", "jetseg.cli.camera", "--engine", model, clip,
                             "--headless", "--input-loop", "-1", "--serve",
                             "127.0.0.1:{}".format(port)], cwd=str(ROOT),
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)

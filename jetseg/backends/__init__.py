@@ -6,7 +6,7 @@ Heavy libraries are imported only when a backend of that kind is opened.
 """
 import os
 
-from ..errors import JetsegError
+from jetseg.errors import JetsegError
 
 BACKENDS = ("auto", "onnxruntime", "tensorrt")
 
@@ -64,9 +64,9 @@ def open_backend(path, backend="auto", **options):
                     and importlib.util.find_spec("tensorrt") is not None):
                 backend = "tensorrt"
     if backend == "onnxruntime":
-        from .onnxruntime import OrtBackend
+        from jetseg.backends.onnxruntime import OrtBackend
         return OrtBackend(path, **options)
     # TensorRT: an engine file, or an .onnx built into the engine cache beside it. A missing
     # `tensorrt` module is a JetsegError naming TensorRT and how to get it.
-    from .tensorrt import TrtBackend
+    from jetseg.backends.tensorrt.runner import TrtBackend
     return TrtBackend(path, **options)

@@ -1,9 +1,9 @@
 """ONNX Runtime backend: CPU always; CUDA / TensorRT execution providers when installed."""
 import os
 
-from ..errors import JetsegError, log
-from ..modelinfo import TensorDesc
-from . import Backend
+from jetseg.errors import JetsegError, log
+from jetseg.core.modelinfo import TensorDesc
+from jetseg.backends import Backend
 
 _ORT_TYPES = {
     "tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",

@@ -1,0 +1,5 @@
+import sys
+
+from jetseg.cli import main
+
+sys.exit(main())

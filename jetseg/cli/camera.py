@@ -1,0 +1,115 @@
+"""``jetseg-camera``: the live demo, as short as jetson-inference's segnet.py.
+
+    jetseg-camera --engine engines/camvid.onnx csi://0 display://0
+    jetseg-camera --engine engines/camvid.onnx /dev/video0 --serve 127.0.0.1:8080
+    jetseg-camera --engine engines/camvid.onnx drive.mp4 out.mp4 --headless --stats
+    jetseg-camera --engine engines/camvid.onnx csi://0 --emit udp://127.0.0.1:14560 --headless
+"""
+import argparse
+import signal
+import sys
+import threading
+
+from jetseg.cli.common import add_model_args, run_guarded, segmenter_from_args
+from jetseg.errors import log
+from jetseg.io.pipeline import Pipeline
+from jetseg.io.sinks import open_sink
+from jetseg.io.sources import FLIPS, open_source
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="jetseg-camera", description="Segment a live camera, "
+                                "stream or video: display, record, serve to a browser.")
+    add_model_args(p, primary="--engine")
+    p.add_argument("input", nargs="?", default="csi://0",
+                   help="csi://0, /dev/video0, rtsp://..., rtp://@:1234, video, images")
+    p.add_argument("output", nargs="*", help="display://0, out.mp4, out_%%05d.jpg "
+                   "(default display://0 unless --headless)")
+    p.add_argument("--headless", action="store_true", help="no window")
+    p.add_argument("--serve", metavar="HOST:PORT",
+                   help="web view (MJPEG + stats); binds where told, e.g. 127.0.0.1:8080")
+    p.add_argument("--input-width", type=int)
+    p.add_argument("--input-height", type=int)
+    p.add_argument("--input-rate", type=float)
+    p.add_argument("--input-flip", choices=FLIPS)
+    p.add_argument("--input-loop", type=int, default=0,
+                   help="replay files N more times (-1: forever)")
+    p.add_argument("--max-frames", type=int, help="stop after N frames")
+    a = p.add_argument_group("autopilot signals")
+    a.add_argument("--emit", action="append", metavar="URI", default=[],
+                   help="udp://HOST:PORT or jsonl:FILE: one JSON record a frame (repeatable)")
+    a.add_argument("--sky-classes", help="comma-separated sky class names (default: Sky)")
+    a.add_argument("--free-classes", help="comma-separated free-space classes (default: Road)")
+    a.add_argument("--sectors", type=int, default=9, help="free-space sectors")
+    a.add_argument("--hfov", type=float, default=62.2, help="camera horizontal field of view")
+    p.add_argument("--debug", action="store_true")
+    p.add_argument("--quiet", "-q", action="store_true")
+    return p
+
+
+def run(args):
+    net = segmenter_from_args(args)
+    source = open_source(args.input, args.input_width, args.input_height, args.input_rate,
+                         args.input_flip, args.input_loop)
+    pipe = Pipeline(source, net, max_frames=args.max_frames)
+    outputs = args.output or ([] if args.headless else ["display://0"])
+    single = getattr(source, "paths", None) == [args.input] and not args.input_loop
+    for uri in outputs:
+        pipe.sinks.append(open_sink(uri, args.visualize, fps=source.fps, on_quit=pipe.stop,
+                                    many=not single))
+    if args.serve:
+        from jetseg.io.web import WebView
+        pipe.sinks.append(WebView(args.serve, net, args.visualize, title=args.model,
+                                  stats=pipe.stats))
+    if args.emit:
+        from jetseg.autopilot.emit import EmitSink, Signals
+        split = lambda t: [c.strip() for c in t.split(",") if c.strip()] if t else None
+        signals = Signals(net.classes, split(args.sky_classes), split(args.free_classes),
+                          args.sectors, args.hfov, model=args.model,
+                          frame_rate=None if source.live else (source.fps or 30.0))
+        pipe.sinks.append(EmitSink(args.emit, signals, pipe.stats))
+    if args.stats:
+        pipe.on_result.append(StatsPrinter(net, pipe.stats))
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *a: pipe.stop())
+    log.info("%r", net)
+    log.info("%s -> %s", args.input, ", ".join(outputs + (["web " + args.serve]
+                                                           if args.serve else [])) or "nothing")
+    if args.legend:
+        from jetseg.files import write_image
+        write_image(args.legend, net.legend())
+    try:
+        stats = pipe.run()
+    except KeyboardInterrupt:
+        sys.stderr.write("jetseg-camera: interrupted; outputs finished\n")
+        print(pipe.stats.summary())
+        return 130
+    print(stats.summary())
+    return 0
+
+
+class StatsPrinter(object):
+    """``--stats``: one line a second with fps, latency and the biggest classes."""
+
+    def __init__(self, net, stats, every_s=1.0):
+        self.net, self.stats, self.every = net, stats, every_s
+        self.last = 0.0
+
+    def __call__(self, res):
+        if res.captured_at - self.last < self.every:
+            return
+        self.last = res.captured_at
+        fr = res.class_fractions()
+        top = sorted(fr, key=fr.get, reverse=True)[:4]
+        print("frame {:>6}  {:5.1f} fps  latency p50 {:6.1f} ms  {}".format(
+            res.frame_id, self.stats.fps, self.stats.stages["latency"].percentile(50),
+            ", ".join("{} {:.0f}%".format(k, 100 * fr[k]) for k in top if fr[k] > 0)))
+        sys.stdout.flush()
+
+
+def main(argv=None):
+    return run_guarded(build_parser(), run, argv, prog="jetseg-camera")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""What every jetseg command shares: the model flags, the Segmenter they make, logging, and
+the one error runner (a user-fixable error is one line on stderr and exit code 2; ``--debug``
+shows the traceback; Ctrl-C finishes what was being written and exits with 130)."""
+import logging
+import sys
+
+from jetseg.errors import JetsegError, log
+
+
+def add_model_args(p, primary="--model"):
+    """The model flags shared by every command that runs a model (segnet.py's names);
+    ``--model`` and ``--engine`` are one flag, ``primary`` is the one help shows."""
+    g = p.add_argument_group("model")
+    names = ("--model", "--engine") if primary == "--model" else ("--engine", "--model")
+    g.add_argument(*names, dest="model", required=True,
+                   help="model file: .onnx (ONNX Runtime) or .engine (TensorRT)")
+    g.add_argument("--backend", default="auto", choices=("auto", "onnxruntime", "tensorrt"))
+    g.add_argument("--labels", help="classes.txt (one name a line) for models without metadata")
+    g.add_argument("--colors", help="colors.txt ('R G B [A]' a line)")
+    g.add_argument("--mean", help="normalisation mean, 0..1 scale, e.g. 0.485,0.456,0.406")
+    g.add_argument("--std", help="normalisation std, 0..1 scale, e.g. 0.229,0.224,0.225")
+    g.add_argument("--channel-order", choices=("RGB", "BGR"),
+                   help="channel order the network was trained on (default RGB)")
+    g.add_argument("--input-blob", help="name of the image input tensor")
+    g.add_argument("--output-blob", help="name of the score-map output tensor")
+    g.add_argument("--input-size", help="WxH for models with a dynamic input size")
+    g.add_argument("--threads", type=int, help="CPU threads for inference")
+    g.add_argument("--providers", help="ONNX Runtime providers in order, e.g. cuda,cpu "
+                                       "(default: tensorrt, cuda, cpu as installed)")
+    v = p.add_argument_group("visualisation")
+    v.add_argument("--visualize", default="overlay",
+                   help="overlay, mask, overlay,mask (side by side) or classes (class-id PNGs)")
+    v.add_argument("--alpha", type=float, default=None,
+                   help="overlay opacity 0-255 (default 150; explicit alphas in colors.txt win)")
+    v.add_argument("--filter-mode", default="linear", choices=("point", "linear", "smooth"),
+                   help="point: blocky exact; linear: blended colours (jetson-inference); "
+                        "smooth: scores upsampled before argmax (sharp, exact edges)")
+    v.add_argument("--ignore-class", default=None,
+                   help="class id or name the argmax never picks (e.g. void)")
+    v.add_argument("--legend", metavar="FILE", help="also write a legend picture")
+    v.add_argument("--stats", action="store_true", help="print per-class pixel fractions")
+
+
+def segmenter_from_args(args):
+    from jetseg.core.segmenter import Segmenter
+    return Segmenter(args.model, backend=args.backend, labels=args.labels, colors=args.colors,
+                     mean=args.mean, std=args.std, channel_order=args.channel_order,
+                     input_blob=args.input_blob, output_blob=args.output_blob,
+                     input_size=args.input_size, alpha=args.alpha, filter_mode=args.filter_mode,
+                     ignore_class=args.ignore_class, threads=args.threads,
+                     providers=args.providers)
+
+
+def format_fractions(names, fractions, limit=6):
+    order = sorted(range(len(names)), key=lambda i: -fractions[i])
+    return ", ".join("{} {:.1f}%".format(names[i], 100.0 * fractions[i])
+                     for i in order[:limit] if fractions[i] > 0)
+
+
+def setup_logging(debug=False, quiet=False, prog="jetseg"):
+    level = logging.DEBUG if debug else (logging.WARNING if quiet else logging.INFO)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(prog + ": %(levelname)s: %(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(level)
+    log.propagate = False
+
+
+def run_guarded(parser, func, argv, prog="jetseg"):
+    """Parse, run, and turn user-fixable errors into one line + exit code 2."""
+    args = parser.parse_args(argv)
+    saved = (list(log.handlers), log.level, log.propagate)
+    setup_logging(getattr(args, "debug", False), getattr(args, "quiet", False), prog)
+    try:
+        return func(args)
+    except JetsegError as e:
+        if args.debug:
+            raise
+        sys.stderr.write("{}: error: {}\n".format(prog, e))
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("{}: interrupted; outputs written so far are complete\n".format(prog))
+        return 130
+    finally:        # called from Python (tests, scripts): leave logging as it was
+        log.handlers[:], log.propagate = saved[0], saved[2]
+        log.setLevel(saved[1])          # setLevel, not .level: it clears logging's cache

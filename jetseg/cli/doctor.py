@@ -1,0 +1,379 @@
+"""``jetseg doctor``: what this machine has for running models, and the fix for what it lacks.
+
+    jetseg doctor              # checklist; exit code 0 when this machine's essentials are there
+    jetseg doctor --selftest   # also exercise CUDA (ctypes layer) and TensorRT on the GPU
+
+Essentials depend on the machine: a Jetson needs CUDA, TensorRT and JetPack's OpenCV (with
+GStreamer, for csi:// cameras); a desktop needs OpenCV and one inference backend (ONNX
+Runtime on the CPU is enough). Everything else is reported as information.
+"""
+import glob
+import os
+import platform
+import re
+import sys
+
+from jetseg.errors import JetsegError
+
+TEGRA_RELEASE = "/etc/nv_tegra_release"
+DT_MODEL = "/proc/device-tree/model"
+ARGUS_SOCKET = "/tmp/argus_socket"
+# where apt puts Python modules (JetPack 4.6's OpenCV: /usr/lib/python3.6/dist-packages/cv2);
+# pip's go to site-packages, ~/.local or /usr/local/lib/python3.X/dist-packages
+SYSTEM_DISTS = ("/usr/lib/python3/dist-packages",
+                "/usr/lib/python{}.{}/dist-packages".format(*sys.version_info[:2]))
+
+
+class Check(object):
+    """One line of the checklist. ``ok``: True, False, or None (information only)."""
+
+    def __init__(self, name, ok, detail, fix=None, essential=False):
+        self.name, self.ok, self.detail, self.fix, self.essential = (name, ok, detail, fix,
+                                                                     essential)
+
+    @property
+    def mark(self):
+        if self.ok:
+            return "ok"
+        if self.ok is None:
+            return "  "
+        return "!!" if self.essential else "--"
+
+
+def jetson_release(path=None):
+    """(L4T release "R32.7.1", JetPack line "4.6") from /etc/nv_tegra_release, or None."""
+    try:
+        with open(path or TEGRA_RELEASE) as f:
+            text = f.read()
+    except (IOError, OSError):
+        return None
+    m = re.search(r"R(\d+)\s*\(release\),\s*REVISION:\s*([\d.]+)", text)
+    if not m:
+        return ("unknown L4T", "unknown")
+    major = int(m.group(1))
+    minor = int(m.group(2).split(".")[0] or 0)
+    l4t = "R{}.{}".format(major, m.group(2))
+    if major == 32:
+        jp = "4.6" if minor >= 6 else "4.5 or older (jetseg needs JetPack 4.6+)"
+    else:
+        jp = {34: "5.0 preview", 35: "5.x", 36: "6.x", 38: "7.x"}.get(major, "unknown")
+    return l4t, jp
+
+
+def _board():
+    try:
+        with open(DT_MODEL, "rb") as f:
+            return f.read().rstrip(b"\0").decode("ascii", "replace").strip()
+    except (IOError, OSError):
+        return None
+
+
+def _check_cuda(jetson):
+    from jetseg.backends import cuda
+    try:
+        rt = cuda.runtime()
+        props = rt.device_properties()
+    except Exception as e:          # JetsegError, or OSError from a broken library
+        msg = getattr(e, "message", str(e))
+        return None, [Check("CUDA", False, msg, fix=cuda.NO_CUDA_FIX, essential=jetson)]
+    ver = cuda.version_text(rt.runtime_version())
+    try:
+        drv = cuda.version_text(rt.driver_version())
+    except Exception:
+        drv = "?"
+    out = [Check("CUDA", True, "runtime {} (driver supports {}) from {}".format(
+        ver, drv, rt.path), essential=jetson)]
+    cc = props["compute_capability"]
+    out.append(Check("GPU", True, "{}, compute capability {}.{}, {}{}".format(
+        props["name"], cc[0], cc[1], "integrated (shared memory: zero-copy buffers)"
+        if props["integrated"] else "discrete",
+        ", {:.1f} GB".format(props["total_memory"] / 1e9) if props.get("total_memory")
+        else ""), essential=jetson))
+    return props, out
+
+
+def _check_tensorrt(jetson, props):
+    from jetseg.backends.tensorrt.runner import TRT_FIX, fast_precisions
+    try:
+        import tensorrt as trt
+    except ImportError as e:
+        return [Check("TensorRT", False, "not installed ({})".format(e), fix=TRT_FIX,
+                      essential=jetson)], None
+    api = ("named tensors, execute_async_v3" if hasattr(trt, "ICudaEngine") and
+           hasattr(trt.ICudaEngine, "num_io_tensors") else "bindings, execute_async_v2")
+    out = [Check("TensorRT", True, "{} ({})".format(trt.__version__, api), essential=jetson)]
+    if props is not None:
+        fast16, fast8 = fast_precisions(props["compute_capability"])
+        how = "by compute capability"
+        try:
+            from jetseg.backends.tensorrt.runner import trt_logger
+            b = trt.Builder(trt_logger(trt))
+            fast16 = bool(getattr(b, "platform_has_fast_fp16", fast16))
+            fast8 = bool(getattr(b, "platform_has_fast_int8", fast8))
+            how = "TensorRT builder"
+        except Exception:
+            pass
+        out.append(Check("fast FP16/INT8", True, "FP16 {}, INT8 {} ({}){}".format(
+            "yes" if fast16 else "no", "yes" if fast8 else "no", how,
+            "" if fast8 else ": build --precision fp16"), essential=False))
+    return out, trt
+
+
+def _check_opencv(jetson):
+    try:
+        import cv2
+    except ImportError as e:
+        fix = ("sudo apt-get install python3-opencv (JetPack's build, with GStreamer); never "
+               "pip install opencv-python on a Jetson" if jetson
+               else "pip install 'jetseg[desktop]' (opencv-python-headless)")
+        return [Check("OpenCV", False, "not importable ({})".format(e), fix=fix,
+                      essential=True)]
+    info = cv2.getBuildInformation() if hasattr(cv2, "getBuildInformation") else ""
+    m = re.search(r"GStreamer:\s*(\S+)", info)
+    gst = bool(m and m.group(1).upper().startswith("YES"))
+    where = os.path.dirname(getattr(cv2, "__file__", "") or "")
+    out = [Check("OpenCV", True, "{} from {}".format(cv2.__version__, where or "?"),
+                 essential=True),
+           Check("GStreamer", gst, "in OpenCV: {}".format("yes" if gst else "no (csi:// cameras "
+                                                          "and rtsp:// via GStreamer need it)"),
+                 fix=("remove pip's OpenCV so JetPack's is used: pip3 uninstall opencv-python "
+                      "opencv-python-headless opencv-contrib-python" if jetson else
+                      "only needed for GStreamer pipelines; files and /dev/video* work "
+                      "without it"), essential=jetson)]
+    if jetson:
+        system = [d for d in SYSTEM_DISTS if os.path.isdir(os.path.join(d, "cv2")) or
+                  glob.glob(os.path.join(d, "cv2*.so"))]
+        shadow = bool(system) and not any(where.startswith(d) for d in SYSTEM_DISTS)
+        out.append(Check("OpenCV source", not shadow,
+                         "pip's opencv-python ({}) hides JetPack's OpenCV".format(where) if shadow
+                         else "JetPack's OpenCV is the one imported" if system else
+                         "no JetPack OpenCV in {}".format(" or ".join(SYSTEM_DISTS)),
+                         fix="pip3 uninstall opencv-python opencv-python-headless "
+                             "opencv-contrib-python", essential=jetson))
+    return out
+
+
+def _check_ort(jetson, have_trt):
+    try:
+        import onnxruntime as ort
+    except ImportError as e:
+        return [Check("ONNX Runtime", False, "not installed ({})".format(e),
+                      fix="NVIDIA's onnxruntime-gpu wheel for your JetPack (optional: "
+                          "TensorRT engines do not need it)" if jetson else
+                      "pip install 'jetseg[desktop]'", essential=not jetson and not have_trt)]
+    return [Check("ONNX Runtime", True, "{} (providers: {})".format(
+        ort.__version__, ", ".join(ort.get_available_providers())),
+        essential=not jetson and not have_trt)]
+
+
+def collect():
+    """All checks for this machine, in print order."""
+    rel = jetson_release()
+    jetson = rel is not None
+    checks = [Check("Python", sys.version_info >= (3, 6), "{} ({})".format(
+        platform.python_version(), sys.executable), fix="jetseg needs Python 3.6+",
+        essential=True)]
+    try:
+        import numpy
+        checks.append(Check("numpy", True, numpy.__version__, essential=True))
+    except ImportError as e:
+        checks.append(Check("numpy", False, str(e), fix="sudo apt-get install python3-numpy"
+                            if jetson else "pip install numpy", essential=True))
+    if jetson:
+        board = _board()
+        checks.append(Check("Jetson", True, "L4T {} = JetPack {}{}".format(
+            rel[0], rel[1], " on " + board if board else ""), essential=True))
+    else:
+        checks.append(Check("Jetson", None, "not a Jetson ({} missing): desktop checks, "
+                            "CUDA and TensorRT optional".format(TEGRA_RELEASE)))
+    props, cuda_checks = _check_cuda(jetson)
+    checks += cuda_checks
+    trt_checks, trt = _check_tensorrt(jetson, props)
+    checks += trt_checks
+    checks += _check_opencv(jetson)
+    checks += _check_ort(jetson, trt is not None)
+    cams = sorted(glob.glob("/dev/video*"))
+    detail = ", ".join(cams) if cams else "no /dev/video* devices"
+    if jetson:
+        detail += "; argus socket {}".format("present" if os.path.exists(ARGUS_SOCKET)
+                                              else "absent (csi:// in Docker needs -v "
+                                                   "/tmp/argus_socket:/tmp/argus_socket)")
+    checks.append(Check("cameras", None, detail))
+    if not jetson:      # a desktop needs one backend: ORT, or TensorRT
+        have = [c for c in checks if c.name in ("ONNX Runtime", "TensorRT") and c.ok]
+        if have:
+            for c in checks:
+                if c.name == "ONNX Runtime":
+                    c.essential = False
+    return checks, jetson
+
+
+def format_checks(checks, jetson):
+    lines = ["jetseg doctor: {}".format("Jetson" if jetson else "desktop (not a Jetson)")]
+    for c in checks:
+        lines.append("  [{}] {:<15} {}".format(c.mark, c.name, c.detail))
+        if not c.ok and c.ok is not None and c.fix:
+            lines.append("       {:<15} fix: {}".format("", c.fix))
+    missing = [c.name for c in checks if c.essential and c.ok is False]
+    if missing:
+        lines.append("missing for this machine: {} (fixes above)".format(", ".join(missing)))
+    else:
+        lines.append("all essentials for this machine are present")
+    return "\n".join(lines), (1 if missing else 0)
+
+
+def run_doctor(selftest=False, model=None, out=None):
+    """Print the checklist (and the self-test); return the exit code."""
+    out = out or sys.stdout
+    checks, jetson = collect()
+    text, code = format_checks(checks, jetson)
+    out.write(text + "\n")
+    if selftest:
+        ok = run_selftest(out, model=model)
+        code = code or (0 if ok else 1)
+    return code
+
+
+# ---- GPU self-test -----------------------------------------------------------------------
+def run_selftest(out, model=None):
+    """Exercise the ctypes CUDA layer against numpy and, where TensorRT is installed, build
+    and run a tiny engine (and ``model`` against ONNX Runtime). True when all passed."""
+    import numpy as np
+    from jetseg.backends import cuda
+    out.write("self-test:\n")
+    try:
+        rt = cuda.runtime()
+    except Exception as e:
+        out.write("  [!!] CUDA: {}\n  cannot self-test without a CUDA GPU\n".format(e))
+        return False
+    ok = True
+
+    def line(good, what):
+        out.write("  [{}] {}\n".format("ok" if good else "!!", what))
+        return good
+
+    n = 1 << 20
+    a = np.arange(n, dtype=np.float32)
+    with cuda.HostBuffer((n,), np.float32, rt=rt) as src, \
+            cuda.HostBuffer((n,), np.float32, rt=rt) as dst, \
+            cuda.DeviceBuffer(a.nbytes, rt=rt) as dev, cuda.Stream(rt=rt) as s:
+        src.array[:] = a
+        t0, t1 = cuda.Event(rt=rt), cuda.Event(rt=rt)
+        t0.record(s)
+        dev.copy_from(src, s)
+        dev.copy_to(dst, s)
+        t1.record(s)
+        s.synchronize()
+        ms = t1.elapsed_ms(t0)
+        ok &= line(np.array_equal(dst.array, a), "cudaHostAlloc + cudaMalloc + cudaMemcpyAsync "
+                   "H2D/D2H on a stream, cudaEventElapsedTime: 4 MB round trip in {:.3f} ms"
+                   .format(ms))
+        t0.close()
+        t1.close()
+        props = rt.device_properties()
+        if props["can_map_host_memory"]:
+            with cuda.HostBuffer((n,), np.float32, mapped=True, rt=rt) as m:
+                m.array[:] = a[::-1]
+                rt.memcpy(dev.ptr, m.device_ptr, a.nbytes, cuda.D2D, s.handle)
+                dev.copy_to(dst, s)
+                s.synchronize()
+                ok &= line(np.array_equal(dst.array, a[::-1]), "cudaHostAllocMapped + "
+                           "cudaHostGetDevicePointer: the GPU reads host memory in place")
+        else:
+            line(True, "mapped host memory: not supported by this GPU (skipped)")
+    try:
+        import tensorrt as trt  # noqa: F401
+    except ImportError:
+        out.write("  [--] TensorRT not installed: engine self-test skipped\n")
+        return ok
+    try:
+        ok &= _selftest_tensorrt(line)
+        if model:
+            ok &= _selftest_model(line, model)
+    except Exception as e:
+        ok &= line(False, "TensorRT self-test failed: {}".format(e))
+    return ok
+
+
+def _selftest_tensorrt(line):
+    """A tiny network (x + x, then top-1 over channels) built and run through TrtBackend."""
+    import numpy as np
+    from jetseg.backends.tensorrt.runner import TrtBackend, import_tensorrt, trt_logger
+    from jetseg.backends.tensorrt.build import explicit_batch_flags, set_workspace
+    trt = import_tensorrt()
+    logger = trt_logger(trt)
+    builder = trt.Builder(logger)
+    net = builder.create_network(explicit_batch_flags(trt))
+    x = net.add_input("image", trt.float32, (1, 3, 8, 8))
+    y = net.add_elementwise(x, x, trt.ElementWiseOperation.SUM).get_output(0)
+    y.name = "scores"
+    top = net.add_topk(y, trt.TopKOperation.MAX, 1, 1 << 1)
+    cls = top.get_output(1)
+    cls.name = "classes"
+    net.mark_output(y)
+    net.mark_output(cls)
+    config = builder.create_builder_config()
+    set_workspace(trt, config, 64)
+    plan = builder.build_serialized_network(net, config)
+    if plan is None:
+        return line(False, "build_serialized_network returned nothing")
+    runtime = trt.Runtime(logger)
+    engine = runtime.deserialize_cuda_engine(plan)
+    b = TrtBackend.from_engine(trt, engine)
+    try:
+        feed = np.random.RandomState(0).rand(1, 3, 8, 8).astype(np.float32)
+        got = b.run({"image": feed})
+        good = (np.allclose(got["scores"], 2 * feed) and np.array_equal(
+            got["classes"].reshape(1, 8, 8), feed.argmax(axis=1)))
+        return line(good, "TensorRT {}: build_serialized_network, deserialize_cuda_engine, {} "
+                    "with {} buffers: {:.3f} ms on the GPU, class map {}".format(
+                        trt.__version__, b.io.kind, "/".join(sorted(set(
+                            s.mode for s in b._slots.values()))), b.last_gpu_ms,
+                        got["classes"].dtype))
+    finally:
+        b.close()
+
+
+def _selftest_model(line, model):
+    import shutil
+    import tempfile
+
+    import numpy as np
+    from jetseg.backends.onnxruntime import OrtBackend
+    from jetseg.backends.tensorrt.runner import TrtBackend
+    tmp = tempfile.mkdtemp(prefix="jetseg-selftest-")
+    try:
+        onnx = os.path.join(tmp, os.path.basename(model))
+        shutil.copy(model, onnx)
+        trt_b = TrtBackend(onnx, precision="fp32")
+        ort_b = OrtBackend(model, providers="cpu")
+        t = ort_b.inputs[0]
+        shape = [d if isinstance(d, int) and d > 0 else 1 for d in t.shape]
+        rnd = np.random.RandomState(0)
+        feed = (rnd.randint(0, 256, shape) if t.dtype == "uint8" else rnd.rand(*shape)
+                ).astype(t.dtype)
+        a, b = trt_b.run({t.name: feed}), ort_b.run({t.name: feed})
+        worst = max(float(np.abs(a[k].astype(np.float64) - b[k]).max()) for k in b)
+        trt_b.close()
+        return line(worst < 1e-2, "{}: fp32 engine vs ONNX Runtime CPU, max |diff| {:.2e}"
+                    .format(os.path.basename(model), worst))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def register(subparsers, common_parent):
+    d = subparsers.add_parser(
+        "doctor", parents=[common_parent], help="check CUDA, TensorRT, OpenCV, cameras",
+        description="Print what this machine has for running models, with the fix for "
+                    "anything missing. Exit code 0 when the essentials are there.")
+    d.add_argument("--selftest", action="store_true",
+                   help="also exercise CUDA buffers and a tiny TensorRT engine on the GPU")
+    d.add_argument("--model", help="with --selftest: compare this ONNX as an fp32 engine "
+                                   "against ONNX Runtime")
+    d.set_defaults(func=cmd_doctor)
+
+
+def cmd_doctor(args):
+    if args.model and not args.selftest:
+        raise JetsegError("--model is only used with --selftest", fix="add --selftest")
+    return run_doctor(selftest=args.selftest, model=args.model)

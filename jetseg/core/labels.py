@@ -1,0 +1,136 @@
+"""Class names and colours in jetson-inference's ``classes.txt`` / ``colors.txt`` formats.
+
+classes.txt: one label a line; an ImageNet-style synset prefix (``n01440764 tench``) is
+stripped. colors.txt: ``R G B [A]`` a line; missing values are 255; a line that gives A
+explicitly keeps that alpha whatever ``--alpha`` says. A colour is kept as a tuple of 3
+(alpha follows ``--alpha``) or 4 (explicit alpha) ints.
+"""
+import re
+
+from jetseg.errors import JetsegError, log
+
+_SYNSET = re.compile(r"^n\d{8}\s+")
+
+
+def _read_lines(path, what):
+    try:
+        with open(str(path), "r") as f:
+            text = f.read()
+    except (IOError, OSError) as e:
+        raise JetsegError("cannot read {} file: {}".format(what, e.strerror or e), path=path,
+                          fix="check the path passed to --{}".format(what))
+    except UnicodeDecodeError:
+        raise JetsegError("{} file is not text".format(what), path=path,
+                          fix="give a text file with one entry a line")
+    return text.splitlines()
+
+
+def read_labels(path):
+    """Names from a classes.txt (blank lines and ``#`` comments skipped)."""
+    names = []
+    for line in _read_lines(path, "labels"):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        names.append(_SYNSET.sub("", line).strip())
+    if not names:
+        raise JetsegError("labels file has no class names", path=path,
+                          fix="write one class name a line, class 0 first")
+    return names
+
+
+def parse_color(text, where="color"):
+    """``"R G B [A]"`` (spaces or commas) -> tuple of 3 or 4 ints in 0..255."""
+    parts = [p for p in re.split(r"[\s,;]+", text.strip()) if p]
+    if not 1 <= len(parts) <= 4:
+        raise JetsegError("{}: expected 'R G B [A]', got {!r}".format(where, text),
+                          fix="write each colour as three or four numbers 0-255")
+    vals = []
+    for p in parts:
+        try:
+            v = int(round(float(p)))
+        except ValueError:
+            raise JetsegError("{}: {!r} is not a number".format(where, p),
+                              fix="write each colour as three or four numbers 0-255")
+        if not 0 <= v <= 255:
+            raise JetsegError("{}: {} is outside 0-255".format(where, v),
+                              fix="write each colour as three or four numbers 0-255")
+        vals.append(v)
+    while len(vals) < 3:        # jetson-inference fills what is missing with 255
+        vals.append(255)
+    return tuple(vals)
+
+
+def read_colors(path):
+    colors = []
+    for i, line in enumerate(_read_lines(path, "colors")):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        colors.append(parse_color(line, where="{} line {}".format(path, i + 1)))
+    if not colors:
+        raise JetsegError("colors file has no colours", path=path,
+                          fix="write one 'R G B [A]' line a class, class 0 first")
+    return colors
+
+
+def generated_palette(n):
+    """n distinct colours (the PASCAL VOC bit-interleaved palette), as (r, g, b) tuples."""
+    out = []
+    for i in range(n):
+        r = g = b = 0
+        c = i
+        for j in range(8):
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        out.append((r, g, b))
+    return out
+
+
+def fit_labels(names, num_classes, source="labels"):
+    """Make ``names`` exactly ``num_classes`` long: too few is a warning, too many an error."""
+    if names is None:
+        return ["class #{}".format(i) for i in range(num_classes)]
+    names = list(names)
+    if len(names) > num_classes:
+        raise JetsegError(
+            "{} lists {} classes but the model outputs {}".format(source, len(names), num_classes),
+            fix="give the classes.txt the model was trained with (one name per output class)")
+    if len(names) < num_classes:
+        log.warning("%s lists %d classes but the model outputs %d; the rest are named 'class #N'",
+                    source, len(names), num_classes)
+        names += ["class #{}".format(i) for i in range(len(names), num_classes)]
+    return names
+
+
+def fit_colors(colors, num_classes, source="colors"):
+    """Make ``colors`` exactly ``num_classes`` long; missing classes get generated colours."""
+    colors = list(colors or [])
+    if len(colors) > num_classes:
+        raise JetsegError(
+            "{} lists {} colours but the model outputs {} classes".format(
+                source, len(colors), num_classes),
+            fix="give one 'R G B [A]' line per output class")
+    if len(colors) < num_classes:
+        taken = set(c[:3] for c in colors)
+        extra = [c for c in generated_palette(num_classes + len(colors) + 1)[1:] if c not in taken]
+        colors += extra[:num_classes - len(colors)]
+    return [tuple(int(v) for v in c) for c in colors]
+
+
+def write_labels(path, names):
+    from jetseg.files import write_atomic
+    write_atomic(path, "".join(n + "\n" for n in names).encode("utf-8"))
+
+
+def write_colors(path, colors):
+    from jetseg.files import write_atomic
+    write_atomic(path, "".join(" ".join(str(v) for v in c) + "\n" for c in colors).encode("utf-8"))
+
+
+def resolve_alpha(colors, alpha):
+    """Per-class alpha 0..255: explicit 4th value wins, otherwise ``alpha``."""
+    return [c[3] if len(c) > 3 else int(alpha) for c in colors]
+

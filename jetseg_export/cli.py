@@ -1,0 +1,236 @@
+"""``jetseg export``: a PyTorch checkpoint -> one self-describing ONNX for a Jetson.
+
+    jetseg export --arch deeplabv3-mobilenet --num-classes 12 --checkpoint best.pth \\
+        --labels classes.txt --colors colors.txt --input-size 480x360 -o engines/camvid.onnx
+    jetseg export --arch fcn-alexnet --num-classes 2 --checkpoint sfwa.pth --target trt8.2 \\
+        -o engines/sfwa.onnx
+    jetseg export --arch deeplabv3-mobilenet ... --precision int8 --calib calib_images/ \\
+        -o engines/camvid.int8.onnx
+    jetseg export --module mypkg.models:build --checkpoint m.pth --num-classes 5 -o m.onnx
+
+``jetseg/cli.py`` forwards ``jetseg export ARGS`` to ``main(argv, prog)`` here.
+"""
+import argparse
+import logging
+import sys
+import time
+
+from jetseg.errors import JetsegError, log
+
+ARCH_NAMES = ("fcn-alexnet", "fcn8s-vgg16", "fcn-resnet18", "fcn-resnet50",
+              "deeplabv3-mobilenet", "deeplabv3-resnet50", "deeplabv3-resnet101",
+              "lraspp-mobilenet", "unet")
+TARGET_NAMES = ("trt8.2", "trt8.5", "trt10", "onnxruntime")
+
+
+def build_parser(prog="jetseg export"):
+    p = argparse.ArgumentParser(
+        prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Export a PyTorch segmentation net to ONNX with jetseg's pre/post-"
+                    "processing inside the graph and the model's facts in its metadata; "
+                    "checks parity with PyTorch before writing.",
+        epilog="targets:\n"
+               "  trt8.2       Jetson Nano, JetPack 4.6: opset 13, float32 image in, int32 "
+               "class map\n"
+               "  trt8.5       Xavier, JetPack 5: opset 17, uint8 image in, uint8 class map "
+               "(default)\n"
+               "  trt10        Orin, JetPack 6: as trt8.5\n"
+               "  onnxruntime  ONNX Runtime anywhere: as trt8.5, any ONNX op\n")
+    m = p.add_argument_group("network")
+    src = m.add_mutually_exclusive_group()
+    src.add_argument("--arch", help="one of: " + ", ".join(ARCH_NAMES))
+    src.add_argument("--module", metavar="PKG.MOD:BUILD",
+                     help="your own nn.Module: a function/class called with num_classes "
+                          "(pkg.mod:build or file.py:build)")
+    m.add_argument("--num-classes", type=int, help="output classes (default: lines in --labels)")
+    m.add_argument("--checkpoint", help="state_dict file (.pth); loaded with weights_only=True")
+    m.add_argument("--input-size", help="WxH the net runs at (default: the checkpoint's from "
+                   "jetseg train, else 480x360)")
+    m.add_argument("--mean", help="normalisation mean, 0..1 scale (default ImageNet's)")
+    m.add_argument("--std", help="normalisation std, 0..1 scale (default ImageNet's)")
+    m.add_argument("--channel-order", choices=("RGB", "BGR"),
+                   help="channel order the net was trained on (default RGB, torchvision)")
+    d = p.add_argument_group("model file")
+    d.add_argument("-o", "--output", required=True, help="the .onnx to write")
+    d.add_argument("--target", default="trt8.5", choices=TARGET_NAMES,
+                   help="where it will run (default trt8.5; see below)")
+    d.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "int8"))
+    d.add_argument("--labels", help="classes.txt, one name a line")
+    d.add_argument("--colors", help="colors.txt, 'R G B [A]' a line")
+    d.add_argument("--ignore-class", help="class id or name the argmax never picks (void)")
+    d.add_argument("--alpha", type=int, default=150, help="overlay opacity 0-255 (default 150)")
+    d.add_argument("--no-overlay", action="store_true", help="no overlay output in the graph")
+    d.add_argument("--confidence", action="store_true", help="add a confidence output")
+    d.add_argument("--scores", action="store_true", help="also output the raw logits")
+    d.add_argument("--classes-dtype", choices=("uint8", "int32", "int64", "float32"),
+                   help="class map type (default per target)")
+    d.add_argument("--dataset", help="dataset name to record in the metadata")
+    c = p.add_argument_group("checks and INT8")
+    c.add_argument("--check-images", metavar="DIR",
+                   help="frames for the parity check (default: random frames)")
+    c.add_argument("--check-labels", metavar="DIR",
+                   help="label PNGs (class id a pixel, same stems) for mIoU in the table")
+    c.add_argument("--check-count", type=int, help="frames to check (default 16, random 4)")
+    c.add_argument("--calib", metavar="DIR", help="calibration frames for --precision int8")
+    c.add_argument("--calib-count", type=int, default=100,
+                   help="calibration frames used (default 100, spread over the folder)")
+    c.add_argument("--calib-method", default="minmax", choices=("minmax", "entropy",
+                                                                "percentile"))
+    g = p.add_argument_group("output")
+    g.add_argument("--debug", action="store_true", help="show tracebacks and details")
+    g.add_argument("--quiet", "-q", action="store_true", help="only the table and errors")
+    return p
+
+
+def _setup_logging(args):
+    level = logging.DEBUG if args.debug else (logging.WARNING if args.quiet else logging.INFO)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("jetseg: %(levelname)s: %(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(level)
+    log.propagate = False
+
+
+def _need_torch():
+    try:
+        import onnx  # noqa: F401
+        import torch  # noqa: F401
+    except ImportError as e:
+        raise JetsegError("jetseg export needs PyTorch and onnx ({})".format(e),
+                          fix="pip install 'jetseg[export]' on a desktop")
+
+
+def run(args):
+    from jetseg.core.labels import read_colors, read_labels
+    from jetseg.core.modelinfo import parse_triple
+
+    facts = _checkpoint_facts(args.checkpoint) if args.checkpoint else {}
+    if facts:       # a jetseg train checkpoint: its facts are the defaults, flags still win
+        log.info("checkpoint from jetseg train: %s, %d classes, %s, epoch %s, val mIoU %s",
+                 facts.get("arch"), facts.get("num_classes", 0), "x".join(
+                     str(v) for v in facts.get("input_size", [])), facts.get("epoch"),
+                 "{:.1%}".format(facts["miou"]) if "miou" in facts else "?")
+        if not args.arch and not args.module:
+            args.arch = facts.get("arch")
+        args.input_size = args.input_size or "x".join(str(v) for v in facts["input_size"])
+        args.mean = args.mean or facts.get("mean")
+        args.std = args.std or facts.get("std")
+        args.channel_order = args.channel_order or facts.get("channel_order")
+        args.dataset = args.dataset or facts.get("dataset")
+    if not args.arch and not args.module:
+        raise JetsegError("which network is it?", fix="pass --arch NAME or --module "
+                          "pkg.mod:build (a checkpoint from jetseg train knows its own)")
+    args.channel_order = args.channel_order or "RGB"
+    width, height = _input_size(args.input_size or "480x360")
+    mean = parse_triple(args.mean, "mean")
+    std = parse_triple(args.std, "std")
+    names = read_labels(args.labels) if args.labels else facts.get("classes")
+    colors = read_colors(args.colors) if args.colors else (
+        [tuple(c) for c in facts["colors"]] if facts.get("colors") else None)
+    num_classes = args.num_classes or (len(names) if names else None)
+    if not num_classes:
+        raise JetsegError("how many classes does the net output?",
+                          fix="pass --num-classes N or --labels classes.txt")
+    if not 0 <= args.alpha <= 255:
+        raise JetsegError("--alpha {} is outside 0-255".format(args.alpha),
+                          fix="give an opacity from 0 (clear) to 255 (opaque)")
+    ignore = _class_id(args.ignore_class, names, num_classes)
+    if args.precision == "int8" and not args.calib:
+        raise JetsegError("--precision int8 needs calibration images",
+                          fix="pass --calib DIR with a few dozen frames like the ones it will "
+                              "see (e.g. 100 training images)")
+    from .parity import list_images
+    if args.calib:
+        list_images(args.calib, "--calib")
+    if args.check_images:
+        list_images(args.check_images)
+    if args.check_labels and not args.check_images:
+        raise JetsegError("--check-labels needs --check-images",
+                          fix="give the frames the label PNGs belong to with --check-images")
+    _need_torch()
+    from . import exporter
+    from .progress import Progress
+    Progress.enabled = not args.quiet
+    t0 = time.perf_counter()
+    net = exporter.build_net(arch=args.arch, module=args.module, num_classes=num_classes,
+                             checkpoint=args.checkpoint)
+    res = exporter.export_onnx(
+        net, args.output, num_classes, classes=names, colors=colors, width=width,
+        height=height, target=args.target, precision=args.precision, mean=mean, std=std,
+        norm_order=args.channel_order, ignore_class=ignore, alpha=args.alpha,
+        overlay=not args.no_overlay, confidence=args.confidence, scores=args.scores,
+        classes_dtype=args.classes_dtype, check_images=args.check_images,
+        check_labels=args.check_labels, check_count=args.check_count, calib=args.calib,
+        calib_count=args.calib_count, calib_method=args.calib_method,
+        arch=args.arch or args.module, dataset=args.dataset,
+        extra_facts=_training_facts(facts))
+    print(res.table)
+    if not args.quiet:
+        print("wrote {} ({}, {}, {}) in {:.1f}s".format(
+            res.path, args.target, args.precision, exporter.describe(res.model),
+            time.perf_counter() - t0))
+    return 0
+
+
+def _checkpoint_facts(path):
+    _need_torch()
+    from .archs import checkpoint_facts
+    return checkpoint_facts(path)
+
+
+def _training_facts(facts):
+    out = {}
+    if "miou" in facts:
+        out["val_miou"] = round(float(facts["miou"]), 4)
+    if "epoch" in facts:
+        out["trained_epochs"] = int(facts["epoch"]) + 1
+    return out
+
+
+def _input_size(text):
+    from jetseg.core.modelinfo import parse_size
+    try:
+        return parse_size(text)
+    except JetsegError:
+        raise JetsegError("--input-size {!r} is not WIDTHxHEIGHT".format(text),
+                          fix="write e.g. --input-size 480x360 (width first)")
+
+
+def _class_id(value, names, num_classes):
+    if value is None or value == "":
+        return None
+    if not value.lstrip("-").isdigit():
+        if not names or value not in names:
+            raise JetsegError("--ignore-class {!r} is not a class name{}".format(
+                value, "" if names else " (no --labels given)"),
+                fix="give a class id or a name from --labels")
+        return names.index(value)
+    v = int(value)
+    if not 0 <= v < num_classes:
+        raise JetsegError("--ignore-class {} is not a class id (0..{})".format(
+            v, num_classes - 1), fix="give a valid class id or name")
+    return v
+
+
+def main(argv=None, prog="jetseg export"):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(prog)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:             # argparse: usage errors exit 2, --help exits 0
+        return int(e.code or 0)
+    _setup_logging(args)
+    try:
+        return run(args)
+    except JetsegError as e:
+        if args.debug:
+            raise
+        sys.stderr.write("jetseg: error: {}\n".format(e))
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("jetseg: interrupted; nothing written\n")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

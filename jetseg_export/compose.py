@@ -1,0 +1,203 @@
+"""Wrap a network's ONNX graph with jetseg's pre- and post-processing.
+
+The result is the single source of truth for pre/post-processing: raw uint8 pixels in,
+class map (and overlay, confidence, raw scores where asked) out, facts in metadata_props.
+
+    image  [1,H,W,3] uint8 BGR
+      -> Cast float -> Transpose NCHW -> Gather channels to the net's order
+      -> Mul scale -> Add bias                     ((x/255 - mean) / std)
+      -> network -> logits [1,C,h,w]               ("scores" output, optional)
+      -> Resize bilinear half_pixel to HxW         (upsample)
+      -> Add -inf at the ignore class -> ArgMax    ("classes" [1,H,W])
+      -> Gather colour*alpha, 1-alpha -> image*keep + colour -> Round -> Cast
+                                                   ("overlay" [1,H,W,3] uint8 BGR)
+      -> Softmax -> ReduceMax                      ("confidence" [1,H,W], optional)
+
+jetseg.render does the same on the CPU for graphs that lack it; tests hold both equal.
+"""
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from jetseg.core.labels import resolve_alpha
+from jetseg.core.modelinfo import ModelInfo
+
+_DTYPES = {"uint8": TensorProto.UINT8, "float32": TensorProto.FLOAT,
+           "int32": TensorProto.INT32, "int64": TensorProto.INT64}
+P = "jetseg_"      # prefix of every tensor this module adds
+
+
+def _opset(model):
+    for imp in model.opset_import:
+        if imp.domain in ("", "ai.onnx"):
+            return imp.version
+    return 0
+
+
+def _dims(value_info):
+    return [d.dim_value if d.HasField("dim_value") else None
+            for d in value_info.type.tensor_type.shape.dim]
+
+
+def compose(core, classes, colors, width=None, height=None, mean=None, std=None,
+            norm_order="RGB", input_channels="BGR", input_dtype="uint8", upsample=True,
+            argmax=True, overlay=True, confidence=False, scores=False, ignore_class=None,
+            alpha=150, classes_dtype="uint8", extra=None, precision="fp32", check=True):
+    """Return a new ModelProto: ``core`` (float NCHW in, logits out) inside jetseg's graph.
+
+    ``check=False`` skips onnx's checker (the caller checks; it costs a serialisation, which
+    takes seconds for a 500 MB VGG).
+    """
+    opset = _opset(core)
+    if opset < 13:
+        raise ValueError("compose needs opset >= 13, the core graph has {}".format(opset))
+    inits = set(i.name for i in core.graph.initializer)
+    real = [i for i in core.graph.input if i.name not in inits]
+    if len(real) != 1:
+        raise ValueError("core graph must have exactly one input, it has {}".format(len(real)))
+    core_in = real[0]
+    core_out = core.graph.output[0]
+    n, c, h, w = _dims(core_in)
+    width = width or w
+    height = height or h
+    if not (width and height):
+        raise ValueError("input size unknown: pass width and height")
+    num = _dims(core_out)[1] or len(classes)
+    if len(classes) != num or len(colors) != num:
+        raise ValueError("{} classes / {} colours for a net with {} outputs".format(
+            len(classes), len(colors), num))
+    info = ModelInfo()
+    info.mean = tuple(mean or info.mean)
+    info.std = tuple(std or info.std)
+    info.norm_order = norm_order
+
+    nodes, inits_out, outputs = [], [], []
+
+    def const(name, arr):
+        inits_out.append(numpy_helper.from_array(np.asarray(arr), P + name))
+        return P + name
+
+    # ---- pre-processing ------------------------------------------------------------
+    image = "image"
+    graph_in = helper.make_tensor_value_info(image, _DTYPES[input_dtype], [1, height, width, 3])
+    pixels = image
+    if input_dtype != "float32":        # float input (TensorRT 8.2) needs no cast
+        pixels = P + "pixels"
+        nodes.append(helper.make_node("Cast", [image], [pixels], to=TensorProto.FLOAT))
+    nodes.append(helper.make_node("Transpose", [pixels], [P + "nchw"], perm=[0, 3, 1, 2]))
+    x = P + "nchw"
+    if input_channels != norm_order:
+        nodes.append(helper.make_node("Gather", [x, const("swap", np.array([2, 1, 0], np.int64))],
+                                      [P + "ordered"], axis=1))
+        x = P + "ordered"
+    from jetseg.core.processing import normalize_coeffs
+    scale, bias = normalize_coeffs(info)
+    nodes.append(helper.make_node("Mul", [x, const("scale", scale.reshape(1, 3, 1, 1))],
+                                  [P + "scaled"]))
+    nodes.append(helper.make_node("Add", [P + "scaled", const("bias", bias.reshape(1, 3, 1, 1))],
+                                  [core_in.name]))
+
+    # ---- the network itself ----------------------------------------------------------
+    nodes.extend(core.graph.node)
+    inits_out.extend(core.graph.initializer)
+    logits = core_out.name
+    if scores:
+        outputs.append(helper.make_tensor_value_info(logits, TensorProto.FLOAT, _dims(core_out)))
+
+    # ---- post-processing -----------------------------------------------------------
+    s = logits
+    if upsample:
+        nodes.append(helper.make_node(
+            "Resize", [s, "", "", const("sizes", np.array([1, num, height, width], np.int64))],
+            [P + "upsampled"], mode="linear", coordinate_transformation_mode="half_pixel"))
+        s = P + "upsampled"
+    out_h, out_w = (height, width) if upsample else tuple(_dims(core_out)[2:])
+    if confidence:
+        nodes.append(helper.make_node("Softmax", [s], [P + "prob"], axis=1))
+        if opset >= 18:
+            nodes.append(helper.make_node("ReduceMax", [P + "prob", const(
+                "axis1", np.array([1], np.int64))], ["confidence"], keepdims=0))
+        else:
+            nodes.append(helper.make_node("ReduceMax", [P + "prob"], ["confidence"], axes=[1],
+                                          keepdims=0))
+        outputs.append(helper.make_tensor_value_info("confidence", TensorProto.FLOAT,
+                                                     [1, out_h, out_w]))
+    if argmax or overlay:
+        if ignore_class is not None:
+            mask = np.zeros((1, num, 1, 1), np.float32)
+            mask[0, ignore_class] = -np.inf
+            nodes.append(helper.make_node("Add", [s, const("ignore", mask)], [P + "masked"]))
+            s = P + "masked"
+        nodes.append(helper.make_node("ArgMax", [s], [P + "argmax"], axis=1, keepdims=0))
+        nodes.append(helper.make_node("Cast", [P + "argmax"], ["classes"],
+                                      to=_DTYPES[classes_dtype]))
+        outputs.append(helper.make_tensor_value_info("classes", _DTYPES[classes_dtype],
+                                                     [1, out_h, out_w]))
+    if overlay:
+        if not upsample:
+            raise ValueError("an overlay output needs upsample=True (overlay is at input size)")
+        a = np.array(resolve_alpha(colors, alpha), np.float32) / 255.0
+        rgb = np.array([col[:3] for col in colors], np.float32)
+        table = rgb[:, ::-1] if input_channels == "BGR" else rgb
+        nodes.append(helper.make_node("Gather", [const("premult", (table * a[:, None])
+                                                       .astype(np.float32)), P + "argmax"],
+                                      [P + "colour_px"], axis=0))
+        nodes.append(helper.make_node("Gather", [const("keep", (1.0 - a)[:, None]
+                                                       .astype(np.float32)), P + "argmax"],
+                                      [P + "keep_px"], axis=0))
+        nodes.append(helper.make_node("Mul", [pixels, P + "keep_px"], [P + "kept"]))
+        nodes.append(helper.make_node("Add", [P + "kept", P + "colour_px"], [P + "blend"]))
+        if input_dtype == "float32":
+            nodes.append(helper.make_node("Round", [P + "blend"], ["overlay"]))
+        else:
+            nodes.append(helper.make_node("Round", [P + "blend"], [P + "rounded"]))
+            nodes.append(helper.make_node("Cast", [P + "rounded"], ["overlay"],
+                                          to=_DTYPES[input_dtype]))
+        outputs.append(helper.make_tensor_value_info("overlay", _DTYPES[input_dtype],
+                                                     [1, height, width, 3]))
+
+    graph = helper.make_graph(nodes, "jetseg", [graph_in], outputs, initializer=inits_out,
+                              value_info=list(core.graph.value_info))
+    model = helper.make_model(graph, opset_imports=list(core.opset_import),
+                              producer_name="jetseg")
+    model.ir_version = core.ir_version
+
+    info.classes = list(classes)
+    info.colors = [tuple(col) for col in colors]
+    info.input_name = image
+    info.input_layout = "NHWC"
+    info.input_dtype = input_dtype
+    info.width, info.height = width, height
+    info.channels = input_channels
+    info.graph.update(preprocess=True, upsample=bool(upsample), argmax=bool(argmax or overlay),
+                      overlay=bool(overlay), confidence=bool(confidence),
+                      ignore_class=ignore_class, alpha=int(alpha) if overlay else None)
+    info.outputs = dict((o.name, o.name) for o in outputs if o.name != logits)
+    if scores:
+        info.outputs["scores"] = logits
+    info.precision = precision
+    info.extra = dict(extra or {})
+    set_metadata(model, info.to_metadata())
+    if check:
+        onnx.checker.check_model(model)
+    return model
+
+
+def set_metadata(model, props):
+    """Replace the ``jetseg.*`` metadata_props of ``model`` with ``props``."""
+    keep = [p for p in model.metadata_props if not p.key.startswith("jetseg.")]
+    del model.metadata_props[:]
+    model.metadata_props.extend(keep)
+    for k, v in sorted(props.items()):
+        model.metadata_props.add(key=k, value=v)
+    return model
+
+
+def plain_metadata(model, classes=None, colors=None, **facts):
+    """Add jetseg facts (classes, colours, mean/std ...) to an ONNX that has no graph steps."""
+    info = ModelInfo()
+    info.classes = classes
+    info.colors = colors
+    for k, v in facts.items():
+        setattr(info, k, v)
+    return set_metadata(model, info.to_metadata())

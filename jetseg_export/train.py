@@ -1,0 +1,423 @@
+"""``jetseg train``: labelled images -> a checkpoint that ``jetseg export`` turns into a model.
+
+    jetseg train --arch lraspp-mobilenet --dataset ../shared/datasets/camvid --format camvid \\
+        --input-size 480x360 --epochs 100 -o runs/camvid/
+    torchrun --nproc_per_node 2 -m jetseg_export.train ...      # DistributedDataParallel
+
+Augmentation (random scale, crop, horizontal flip, colour jitter) is done with numpy/OpenCV
+in the data loader. The loss ignores the dataset's ignore index and can weight classes.
+Every epoch: validation mIoU (scores upsampled to the label's resolution before argmax, as
+the exported graph does), ``last.pth`` and, when better, ``best.pth``, a line in
+``log.csv`` and ``curves.png``. ``--resume`` continues from ``last.pth``. Checkpoints carry
+the classes, colours, input size and normalisation, so they export without extra flags.
+"""
+import argparse
+import csv
+import json
+import math
+import os
+import random
+import sys
+import time
+
+import numpy as np
+
+from jetseg.errors import JetsegError, log
+from jetseg.core.modelinfo import IMAGENET_MEAN, IMAGENET_STD
+from jetseg.core.processing import resize_nearest
+
+CKPT_VERSION = 1
+
+
+# ---- data -------------------------------------------------------------------------------
+def augment(image, label, size, rng, ignore_index, scale=(0.5, 2.0), jitter=0.3):
+    """Random scale, crop (padded with ignore), horizontal flip and colour jitter."""
+    import cv2
+    w, h = size
+    base = max(float(w) / image.shape[1], float(h) / image.shape[0])
+    s = base * rng.uniform(*scale)
+    nw, nh = max(1, int(round(image.shape[1] * s))), max(1, int(round(image.shape[0] * s)))
+    image = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    # half-pixel-centred nearest, like INTER_LINEAR's sampling (cv2's INTER_NEAREST is
+    # shifted by up to a pixel against it, which misaligns labels and images)
+    label = resize_nearest(label, nw, nh)
+    ph, pw = max(0, h - nh), max(0, w - nw)
+    if ph or pw:
+        image = cv2.copyMakeBorder(image, 0, ph, 0, pw, cv2.BORDER_CONSTANT, value=0)
+        label = cv2.copyMakeBorder(label, 0, ph, 0, pw, cv2.BORDER_CONSTANT,
+                                   value=int(ignore_index))
+    y = rng.randint(0, image.shape[0] - h + 1)
+    x = rng.randint(0, image.shape[1] - w + 1)
+    image, label = image[y:y + h, x:x + w], label[y:y + h, x:x + w]
+    if rng.rand() < 0.5:
+        image, label = image[:, ::-1], label[:, ::-1]
+    if jitter:
+        img = image.astype(np.float32)
+        img = img * rng.uniform(1 - jitter, 1 + jitter)                       # brightness
+        mean = img.mean()
+        img = (img - mean) * rng.uniform(1 - jitter, 1 + jitter) + mean      # contrast
+        grey = img.mean(axis=2, keepdims=True)
+        img = (img - grey) * rng.uniform(1 - jitter, 1 + jitter) + grey      # saturation
+        image = np.clip(img, 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(image), np.ascontiguousarray(label)
+
+
+def to_tensor(image_bgr, mean, std):
+    """BGR uint8 -> normalised RGB float32 CHW (what jetseg's graph does in front of the net)."""
+    x = image_bgr[:, :, ::-1].astype(np.float32) / 255.0
+    x = (x - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+    return np.ascontiguousarray(x.transpose(2, 0, 1))
+
+
+class TrainSet(object):
+    """A jetseg dataset as a torch Dataset (index -> (tensor, label)), augmented or not."""
+
+    def __init__(self, dataset, size, train, seed, mean, std):
+        self.ds, self.size, self.train, self.seed = dataset, size, train, seed
+        self.mean, self.std = mean, std
+        self.epoch = 0
+
+    def __len__(self):
+        return len(self.ds)
+
+    def __getitem__(self, i):
+        import cv2
+        import torch
+        image, label = self.ds[i]
+        ignore = self.ds.ignore_index
+        if self.train:
+            rng = np.random.RandomState((self.seed * 1000003 + self.epoch * 7919 + i) % 2 ** 31)
+            image, label = augment(image, label, self.size, rng, ignore)
+        else:
+            w, h = self.size
+            interp = cv2.INTER_AREA if w <= image.shape[1] else cv2.INTER_LINEAR
+            image = cv2.resize(image, (w, h), interpolation=interp)     # as jetseg's runtime
+        return (torch.from_numpy(to_tensor(image, self.mean, self.std)),
+                torch.from_numpy(label.astype(np.int64)))
+
+
+def class_weights(dataset, num_classes, mode, limit=200):
+    """Median-frequency ('median') or 1/sqrt(frequency) ('sqrt') weights from the labels."""
+    counts = np.zeros(num_classes, np.float64)
+    step = max(1, len(dataset) // limit)
+    for i in range(0, len(dataset), step):
+        lab = dataset[i][1]
+        lab = lab[lab != dataset.ignore_index]
+        counts += np.bincount(lab.ravel(), minlength=num_classes)[:num_classes]
+    freq = counts / max(1.0, counts.sum())
+    freq[freq == 0] = freq[freq > 0].min() if (freq > 0).any() else 1.0
+    if mode == "median":
+        w = np.median(freq) / freq
+    else:
+        w = 1.0 / np.sqrt(freq)
+        w = w / w.mean()
+    return np.clip(w, 0.05, 20.0).astype(np.float32)
+
+
+# ---- metrics and pictures ---------------------------------------------------------------
+def confusion(pred, label, num_classes, ignore_index):
+    keep = label != ignore_index
+    idx = label[keep].astype(np.int64) * num_classes + pred[keep].astype(np.int64)
+    return np.bincount(idx, minlength=num_classes ** 2).reshape(num_classes, num_classes)
+
+
+def iou_from_confusion(conf):
+    tp = np.diag(conf).astype(np.float64)
+    denom = conf.sum(0) + conf.sum(1) - tp
+    iou = np.where(denom > 0, tp / np.maximum(denom, 1), np.nan)
+    return iou, float(np.nanmean(iou)) if np.isfinite(iou).any() else 0.0
+
+
+def draw_curves(path, rows):
+    """Loss and validation mIoU per epoch as a PNG (OpenCV drawing, no matplotlib)."""
+    import cv2
+    from jetseg.files import write_image
+    W, H, m = 720, 360, 50
+    img = np.full((H, W, 3), 255, np.uint8)
+    epochs = [r["epoch"] for r in rows]
+    if not epochs:
+        return
+    x0, x1 = m, W - m
+    y0, y1 = H - m, m
+
+    def xs(e):
+        return int(x0 + (x1 - x0) * (e - epochs[0]) / float(max(1, epochs[-1] - epochs[0])))
+
+    cv2.rectangle(img, (x0, y1), (x1, y0), (0, 0, 0), 1)
+    for key, colour, top in (("loss", (200, 80, 0), max(r["loss"] for r in rows) or 1.0),
+                             ("miou", (0, 140, 0), 1.0)):
+        pts = [(xs(r["epoch"]), int(y0 - (y0 - y1) * min(1.0, r[key] / top))) for r in rows]
+        for a, b in zip(pts, pts[1:]):
+            cv2.line(img, a, b, colour, 2, cv2.LINE_AA)
+        for p in pts:
+            cv2.circle(img, p, 2, colour, -1)
+    best = max(rows, key=lambda r: r["miou"])
+    cv2.putText(img, "train loss (max {:.3f})".format(max(r["loss"] for r in rows)), (x0, 30),
+                cv2.FONT_HERSHEY_SIMPLEX, 0.5, (200, 80, 0), 1, cv2.LINE_AA)
+    cv2.putText(img, "val mIoU (best {:.1%} @ epoch {})".format(best["miou"], best["epoch"] + 1),
+                (x0 + 260, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 140, 0), 1, cv2.LINE_AA)
+    cv2.putText(img, "epoch {}".format(epochs[0] + 1), (x0, H - 20), cv2.FONT_HERSHEY_SIMPLEX,
+                0.45, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(img, "epoch {}".format(epochs[-1] + 1), (x1 - 70, H - 20),
+                cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+    write_image(path, img)
+
+
+# ---- the loop ---------------------------------------------------------------------------
+def _dist():
+    import torch.distributed as dist
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        import torch
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    rank = dist.get_rank() if world > 1 else 0
+    return world, rank
+
+
+def _save(path, obj):
+    import torch
+    tmp = path + ".part"
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def logits_of(out):
+    if isinstance(out, dict):
+        return out["out"], out.get("aux")
+    return out, None
+
+
+def train(args):
+    import torch
+    from jetseg.eval.datasets import open_dataset
+    from jetseg.core.modelinfo import parse_size
+    from .archs import build_arch
+    from .progress import Progress
+
+    world, rank = _dist()
+    main_proc = rank == 0
+    Progress.enabled = main_proc and not args.quiet
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    size = parse_size(args.input_size)
+    train_ds = open_dataset(args.dataset, args.format, "train", skip_bad=args.skip_bad)
+    val_ds = open_dataset(args.dataset, args.format, args.val_split, skip_bad=args.skip_bad)
+    for ds in (train_ds, val_ds):       # every file read once now, not mid-epoch in a worker
+        ds.validate()
+    names, colors = list(train_ds.names), [tuple(c) for c in train_ds.colors]
+    num_classes = len(names)
+    device = torch.device(args.device if args.device != "auto" else
+                          ("cuda:{}".format(rank % max(1, torch.cuda.device_count()))
+                           if torch.cuda.is_available() else "cpu"))
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    net = build_arch(args.arch, num_classes, aux_loss=args.aux_loss).to(device)
+    has_aux = getattr(net, "aux_classifier", None) is not None
+    weights = None
+    if args.class_weights != "none":
+        weights = torch.from_numpy(class_weights(train_ds, num_classes, args.class_weights))
+        if main_proc:
+            log.info("class weights: %s", ", ".join("{} {:.2f}".format(n, w) for n, w in
+                                                    zip(names, weights.tolist())))
+        weights = weights.to(device)
+    criterion = torch.nn.CrossEntropyLoss(weight=weights, ignore_index=train_ds.ignore_index)
+    params = [p for p in net.parameters() if p.requires_grad]
+    if args.optimizer == "sgd":
+        opt = torch.optim.SGD(params, lr=args.lr, momentum=0.9, weight_decay=args.weight_decay)
+    else:
+        opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
+    tset = TrainSet(train_ds, size, True, args.seed, IMAGENET_MEAN, IMAGENET_STD)
+    vset = TrainSet(val_ds, size, False, args.seed, IMAGENET_MEAN, IMAGENET_STD)
+    sampler = None
+    if world > 1:
+        from torch.utils.data.distributed import DistributedSampler
+        sampler = DistributedSampler(tset, shuffle=True, seed=args.seed)
+    g = torch.Generator()
+    g.manual_seed(args.seed)
+    loader = torch.utils.data.DataLoader(
+        tset, batch_size=args.batch_size, shuffle=sampler is None, sampler=sampler,
+        num_workers=args.workers, drop_last=len(tset) > args.batch_size, generator=g,
+        persistent_workers=False)
+    steps_per_epoch = max(1, len(loader))
+    total_steps = steps_per_epoch * args.epochs
+
+    def lr_at(step):
+        t = min(1.0, step / float(max(1, total_steps)))
+        warm = min(1.0, (step + 1) / float(max(1, args.warmup * steps_per_epoch))) \
+            if args.warmup else 1.0
+        f = (1 - t) ** 0.9 if args.schedule == "poly" else 0.5 * (1 + math.cos(math.pi * t))
+        return args.lr * warm * f
+
+    os.makedirs(args.output, exist_ok=True)
+    last_path = os.path.join(args.output, "last.pth")
+    best_path = os.path.join(args.output, "best.pth")
+    start_epoch, best, rows = 0, -1.0, []
+    if args.resume:
+        if not os.path.isfile(last_path):
+            raise JetsegError("nothing to resume", path=last_path,
+                              fix="train once without --resume into that folder")
+        ck = torch.load(last_path, map_location="cpu", weights_only=True)
+        if ck.get("arch") != args.arch or ck.get("num_classes") != num_classes:
+            raise JetsegError("last.pth is a {} for {} classes, not a {} for {}".format(
+                ck.get("arch"), ck.get("num_classes"), args.arch, num_classes),
+                path=last_path, fix="resume with the same --arch and dataset")
+        net.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        start_epoch, best, rows = ck["epoch"] + 1, ck.get("best_miou", -1.0), ck.get("log", [])
+        if main_proc:
+            log.info("resumed from %s at epoch %d (best mIoU %.1f%%)", last_path, start_epoch,
+                     100 * best)
+    model = net
+    if world > 1:
+        model = torch.nn.parallel.DistributedDataParallel(
+            net, device_ids=[device.index] if device.type == "cuda" else None)
+    meta = {"version": CKPT_VERSION, "arch": args.arch, "num_classes": num_classes,
+            "classes": names, "colors": [list(c) for c in colors], "input_size": list(size),
+            "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "channel_order": "RGB",
+            "ignore_index": int(train_ds.ignore_index), "dataset": "{} {} ({} images)".format(
+                args.format, os.path.basename(os.path.abspath(args.dataset)), len(train_ds))}
+    if main_proc:
+        with open(os.path.join(args.output, "train.json"), "w") as f:
+            json.dump(dict(vars(args), **meta), f, indent=1, default=str)
+    step = start_epoch * steps_per_epoch
+    for epoch in range(start_epoch, args.epochs):
+        t0 = time.time()
+        tset.epoch = epoch
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        model.train()
+        losses = []
+        bar = Progress(steps_per_epoch, "epoch {}/{}".format(epoch + 1, args.epochs),
+                       unit="batch")
+        for x, y in loader:
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step)
+            x, y = x.to(device), y.to(device)
+            out, aux = logits_of(model(x))
+            loss = criterion(out, y)
+            if aux is not None and has_aux:
+                loss = loss + 0.4 * criterion(aux, y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(float(loss.detach()))
+            step += 1
+            bar.update()
+        bar.close()
+        conf = validate(model, vset, val_ds, num_classes, device, world, rank, args.val_limit)
+        ious, miou = iou_from_confusion(conf)
+        if not main_proc:
+            continue
+        row = {"epoch": epoch, "lr": lr_at(step), "loss": float(np.mean(losses)),
+               "miou": miou, "pixel_acc": float(np.diag(conf).sum() / max(1, conf.sum())),
+               "seconds": time.time() - t0}
+        row.update(("iou_" + n, float(v) if np.isfinite(v) else None) for n, v in
+                   zip(names, ious))
+        rows.append(row)
+        state = dict(meta, model=net.state_dict(), optimizer=opt.state_dict(), epoch=epoch,
+                     miou=miou, best_miou=max(best, miou), log=rows)
+        if miou > best:
+            best = miou
+            _save(best_path, dict(meta, model=net.state_dict(), epoch=epoch, miou=miou))
+        _save(last_path, state)
+        _write_log(os.path.join(args.output, "log.csv"), rows)
+        draw_curves(os.path.join(args.output, "curves.png"), rows)
+        print("epoch {:>3}/{}  loss {:.4f}  val mIoU {:5.1%}  pixel acc {:5.1%}  best {:5.1%}"
+              "  {:.0f}s".format(epoch + 1, args.epochs, row["loss"], miou, row["pixel_acc"],
+                                 best, row["seconds"]))
+        sys.stdout.flush()
+    if world > 1:
+        import torch.distributed as dist
+        dist.barrier()
+        dist.destroy_process_group()
+    return best
+
+
+def validate(model, vset, val_ds, num_classes, device, world, rank, limit=None):
+    """Confusion matrix on the validation split: scores upsampled bilinearly to each
+    label's own resolution before argmax (what the exported graph does)."""
+    import torch
+    import torch.nn.functional as F
+    from .progress import Progress
+    model.eval()
+    conf = np.zeros((num_classes, num_classes), np.int64)
+    n = len(vset) if not limit else min(limit, len(vset))
+    mine = list(range(rank, n, world))
+    bar = Progress(len(mine), "validate", unit="img")
+    with torch.no_grad():
+        for i in mine:
+            x, _ = vset[i]
+            label = val_ds[i][1]
+            out, _ = logits_of(model(x[None].to(device)))
+            out = F.interpolate(out, size=label.shape, mode="bilinear", align_corners=False)
+            pred = out[0].argmax(0).cpu().numpy()
+            conf += confusion(pred, label, num_classes, val_ds.ignore_index)
+            bar.update()
+    bar.close()
+    if world > 1:
+        import torch.distributed as dist
+        t = torch.from_numpy(conf).to(device)
+        dist.all_reduce(t)
+        conf = t.cpu().numpy()
+    return conf
+
+
+def _write_log(path, rows):
+    keys = list(rows[0].keys())
+    tmp = path + ".part"
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        for r in rows:
+            w.writerow(r)
+    os.replace(tmp, path)
+
+
+def build_parser(prog="jetseg train"):
+    p = argparse.ArgumentParser(prog=prog, description="Train a segmentation net on a labelled "
+                                "dataset; checkpoints export with jetseg export.")
+    p.add_argument("--arch", required=True, help="network (see jetseg export --help)")
+    p.add_argument("--dataset", required=True, help="dataset root folder")
+    p.add_argument("--format", default="camvid",
+                   help="camvid, digits, kitti-road, coco, cityscapes, drone")
+    p.add_argument("--val-split", default="val")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="leave out unreadable or mismatched samples (counted) instead of failing")
+    p.add_argument("--input-size", default="480x360", help="WxH crops for training and the "
+                   "size the net will run at")
+    p.add_argument("--epochs", type=int, default=100)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--optimizer", choices=("adamw", "sgd"), default="adamw")
+    p.add_argument("--schedule", choices=("poly", "cosine"), default="poly")
+    p.add_argument("--warmup", type=int, default=1, help="warm-up epochs")
+    p.add_argument("--class-weights", choices=("none", "median", "sqrt"), default="sqrt")
+    p.add_argument("--aux-loss", action="store_true", help="torchvision aux head (0.4 x)")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--val-limit", type=int, help="validate on the first N images only")
+    p.add_argument("--resume", action="store_true", help="continue from OUTPUT/last.pth")
+    p.add_argument("-o", "--output", required=True, help="run folder")
+    p.add_argument("--quiet", "-q", action="store_true")
+    p.add_argument("--debug", action="store_true")
+    return p
+
+
+def main(argv=None, prog="jetseg train"):
+    from jetseg.cli.common import run_guarded
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        sys.stderr.write("{}: error: needs PyTorch (fix: pip install 'jetseg[export]')\n"
+                         .format(prog))
+        return 2
+    return run_guarded(build_parser(prog), lambda a: 0 if train(a) is not None else 1, argv,
+                       prog=prog)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

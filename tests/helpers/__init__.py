@@ -1,0 +1,1 @@
+"""Code the tests share: tiny models, numpy references, synthetic scenes, fixtures data."""
