@@ -1,6 +1,6 @@
 """The exported graph (pre/post-processing inside) and the CPU path give the same results.
 
-One source of truth: jetseg_export.compose writes the graph; jetseg.render is the CPU path
+One source of truth: jetseg_export.compose writes the graph; jetseg.core.processing is the CPU path
 for plain models. Same net, same frame: class ids equal, overlay within 1 grey level.
 """
 import numpy as np
