@@ -132,7 +132,7 @@ def class_ids(spec, names, what="class"):
     """
     if spec is None:
         return []
-    if isinstance(spec, (str, int)) or getattr(spec, "ndim", None) == 0:
+    if not isinstance(spec, (list, tuple, set, frozenset)) and getattr(spec, "ndim", 0) == 0:
         spec = [spec]               # one class (a numpy integer included)
     names = None if names is None else [str(n) for n in names]
     valid = ("use one of: " + ", ".join(names)) if names else "give a valid class id"
