@@ -11,7 +11,8 @@ it never imports torch.
 __version__ = "0.1.0"
 
 from jetseg.errors import JetsegError  # noqa: E402
-from jetseg.core.segmenter import Segmentation, Segmenter  # noqa: E402
+from jetseg.core.result import Segmentation  # noqa: E402
+from jetseg.core.segmenter import Segmenter  # noqa: E402
 from jetseg.io.stream import Stream, stream  # noqa: E402
 
 __all__ = ["Segmenter", "Segmentation", "Stream", "stream", "JetsegError", "__version__"]

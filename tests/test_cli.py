@@ -1,5 +1,6 @@
 """``jetseg segment`` as a user runs it: real files in, real files out, clear errors."""
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -67,6 +68,34 @@ def test_folder_to_folder_with_composite_legend(model, images, tmp_path):
     assert cv2.imread(str(outdir / "f1.jpg")).shape == (60, 120, 3)     # W + W/2
     assert cv2.imread(str(legend)).shape[1] > 100
     assert "3 frame(s)" in r.stdout
+
+
+def test_segment_and_camera_share_legend_and_stats(model, images, tmp_path):
+    """One loop, one behaviour: the same input gives the same legend (every class, with its
+    share over the run) and the same --stats lines from both commands."""
+    runs = {}
+    for cmd in (["-m", "jetseg.cli", "segment", "--model"], ["-m", "jetseg.cli.camera",
+                                                              "--headless", "--engine"]):
+        legend = tmp_path / "legend_{}.png".format(len(runs))
+        r = subprocess.run([sys.executable] + cmd + [model, str(images), "--stats", "--legend",
+                                                     str(legend)],
+                           capture_output=True, text=True, cwd=str(ROOT), timeout=120)
+        assert r.returncode == 0, r.stderr
+        lines = [m.groups() for m in re.finditer(r"^(\S+)  frame +(\d+) +[\d.]+ fps  latency "
+                                                 r"p50 +[\d.]+ ms  (.+)$", r.stdout, re.M)]
+        runs[cmd[1]] = (cv2.imread(str(legend)), lines, r.stdout)
+    (leg_a, lines_a, out_a), (leg_b, lines_b, out_b) = runs.values()
+    assert np.array_equal(leg_a, leg_b) and leg_a.shape[0] >= 5 * 20    # all five classes
+    assert [l[:2] for l in lines_a] == [(str(images / "f{}.jpg".format(i)), str(i))
+                                        for i in range(3)]
+    assert lines_a == lines_b
+    seg = Segmenter(model)
+    counts = sum(seg.process(cv2.imread(str(images / f))).class_counts()
+                 for f in ("f0.jpg", "f1.jpg", "f2.jpg"))
+    top = int(np.argmax(counts))
+    share = "{} {:.1f}%".format(NAMES5[top], 100.0 * counts[top] / counts.sum())
+    for out in (out_a, out_b):
+        assert "classes: " + share in out
 
 
 def test_quoted_glob_to_pattern(model, images, tmp_path):

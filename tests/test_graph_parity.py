@@ -1,6 +1,6 @@
 """The exported graph (pre/post-processing inside) and the CPU path give the same results.
 
-One source of truth: jetseg_export.compose writes the graph; jetseg.render is the CPU path
+One source of truth: jetseg_export.compose writes the graph; jetseg.core.processing is the CPU path
 for plain models. Same net, same frame: class ids equal, overlay within 1 grey level.
 """
 import numpy as np
@@ -101,3 +101,24 @@ def test_metadata_round_trip_and_future_schema():
     from jetseg import JetsegError
     with pytest.raises(JetsegError, match="newer than this jetseg"):
         ModelInfo.from_metadata(meta, source="x.onnx")
+
+
+def test_output_plan_fetches_the_graph_overlay_only_where_it_is_the_answer(tmp_path):
+    """Decided once per Segmenter: at the net's size the graph's overlay is fetched and used;
+    another alpha or other colours, or a resized frame, draw it on the CPU instead."""
+    net = TinyNet(num_classes=5, width=64, height=48, down=4, seed=7)
+    _, full = _pair(tmp_path, net, scores=True)
+    seg = Segmenter(full)
+    names = seg.info.outputs
+    assert names["overlay"] in seg.plan.fetch(True)
+    assert names["overlay"] not in seg.plan.fetch(False)
+    frame = rng_frame(64, 48, seed=7)
+    res = seg.process(frame)
+    assert res.overlay() is res._graph_overlay
+    assert res.overlay(alpha=40) is not res._graph_overlay          # asked at another alpha
+    other = Segmenter(full, colors=[(1, 2, 3)] * 5)
+    assert names["overlay"] not in other.plan.fetch(True) and not other.plan.graph_overlay
+    assert np.array_equal(other.process(frame).overlay()[0, 0],
+                          np.rint(frame[0, 0] * (1 - 150 / 255.) + np.array([3, 2, 1]) * 150 / 255.))
+    big = seg.process(rng_frame(96, 72, seed=7))
+    assert big._graph_overlay is None and big.overlay().shape == (72, 96, 3)

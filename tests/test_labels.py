@@ -71,3 +71,35 @@ def test_missing_and_empty_files(tmp_path):
     (tmp_path / "empty.txt").write_text("\n\n")
     with pytest.raises(JetsegError, match="no class names"):
         read_labels(tmp_path / "empty.txt")
+
+
+def test_class_ids_take_names_any_case_ids_and_digit_strings():
+    from jetseg.core.labels import class_ids
+    names = ["Sky", "Road", "sky_2"]
+    assert class_ids(None, names) == []
+    assert class_ids("road", names) == [1]                 # case-insensitive when unambiguous
+    assert class_ids(["Sky", 2, "1"], names) == [0, 1, 2]  # "1" from a command line is an id
+    import numpy as np
+    assert class_ids(np.int64(2), names) == [2]
+    assert class_ids([0, 1], None) == [0, 1]               # ids need no names
+
+
+@pytest.mark.parametrize("spec, names, needles", [
+    ("Water", ["Sky", "Road"], ["--ignore-class 'Water' is not a class", "Sky, Road"]),
+    (5, ["Sky", "Road"], ["--ignore-class 5 is not a class id (0..1)"]),
+    (-1, ["Sky", "Road"], ["--ignore-class -1 is not a class id"]),
+    ("Sky", None, ["is a class name but no class names are known"]),
+    (1.5, ["Sky", "Road"], ["neither a class name nor a class id"]),
+])
+def test_class_ids_errors_name_the_class_and_the_valid_ones(spec, names, needles):
+    from jetseg.core.labels import class_ids
+    with pytest.raises(JetsegError) as e:
+        class_ids(spec, names, "--ignore-class")
+    for n in needles:
+        assert n in str(e.value) and "fix:" in str(e.value)
+
+
+def test_class_fractions_cover_every_class_in_order():
+    from jetseg.core.labels import class_fractions
+    assert class_fractions([3, 0, 1], ["a", "b", "c"]) == {"a": 0.75, "b": 0.0, "c": 0.25}
+    assert list(class_fractions([0, 0], ["x", "y"]).values()) == [0.0, 0.0]

@@ -12,6 +12,7 @@ import time
 import numpy as np
 
 from jetseg.errors import JetsegError, log
+from jetseg.io.outputs import picture_for
 from jetseg.io.pipeline import Pipeline
 from jetseg.io.sources import Source, open_source
 
@@ -38,7 +39,7 @@ class RenderSink(object):
         self.visualize = visualize
 
     def write(self, res):
-        res.visualize(self.visualize)
+        picture_for(res, self.visualize)
         res.class_counts()
 
     def close(self):
@@ -82,11 +83,7 @@ def _timed(fn, repeats):
 
 def model_only(seg, frames, repeats):
     """backend.run alone on tensors prepared beforehand."""
-    size = seg.net_size
-    feeds = []
-    for f in frames:
-        w, h = size or (f.shape[1], f.shape[0])
-        feeds.append({seg.info.input_name: seg._pre(f, w, h).copy()})
+    feeds = [dict((k, v.copy()) for k, v in seg.feeds(f).items()) for f in frames]
     seg.backend.run(feeds[0])
 
     def run():

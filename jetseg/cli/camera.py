@@ -6,14 +6,13 @@
     jetseg-camera --engine engines/camvid.onnx csi://0 --emit udp://127.0.0.1:14560 --headless
 """
 import argparse
-import signal
 import sys
-import threading
 
+from jetseg.autopilot import RPI_V2_HFOV_DEG
 from jetseg.cli.common import add_model_args, run_guarded, segmenter_from_args
+from jetseg.cli.frontend import open_pipeline, run_pipeline
 from jetseg.errors import log
-from jetseg.io.pipeline import Pipeline
-from jetseg.io.sinks import open_sink
+from jetseg.io.pipeline import Stats
 from jetseg.io.sources import FLIPS, open_source
 
 
@@ -41,7 +40,9 @@ def build_parser():
     a.add_argument("--sky-classes", help="comma-separated sky class names (default: Sky)")
     a.add_argument("--free-classes", help="comma-separated free-space classes (default: Road)")
     a.add_argument("--sectors", type=int, default=9, help="free-space sectors")
-    a.add_argument("--hfov", type=float, default=62.2, help="camera horizontal field of view")
+    a.add_argument("--hfov", type=float, default=RPI_V2_HFOV_DEG,
+                   help="camera horizontal field of view in degrees (default %(default)s: "
+                        "Raspberry Pi camera v2)")
     p.add_argument("--debug", action="store_true")
     p.add_argument("--quiet", "-q", action="store_true")
     return p
@@ -51,12 +52,8 @@ def run(args):
     net = segmenter_from_args(args)
     source = open_source(args.input, args.input_width, args.input_height, args.input_rate,
                          args.input_flip, args.input_loop)
-    pipe = Pipeline(source, net, max_frames=args.max_frames)
     outputs = args.output or ([] if args.headless else ["display://0"])
-    single = getattr(source, "paths", None) == [args.input] and not args.input_loop
-    for uri in outputs:
-        pipe.sinks.append(open_sink(uri, args.visualize, fps=source.fps, on_quit=pipe.stop,
-                                    many=not single))
+    pipe, report = open_pipeline(args, net, source, outputs, max_frames=args.max_frames)
     if args.serve:
         from jetseg.io.web import WebView
         pipe.sinks.append(WebView(args.serve, net, args.visualize, title=args.model,
@@ -68,43 +65,10 @@ def run(args):
                           args.sectors, args.hfov, model=args.model,
                           frame_rate=None if source.live else (source.fps or 30.0))
         pipe.sinks.append(EmitSink(args.emit, signals, pipe.stats))
-    if args.stats:
-        pipe.on_result.append(StatsPrinter(net, pipe.stats))
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, lambda *a: pipe.stop())
     log.info("%r", net)
     log.info("%s -> %s", args.input, ", ".join(outputs + (["web " + args.serve]
                                                            if args.serve else [])) or "nothing")
-    if args.legend:
-        from jetseg.files import write_image
-        write_image(args.legend, net.legend())
-    try:
-        stats = pipe.run()
-    except KeyboardInterrupt:
-        sys.stderr.write("jetseg-camera: interrupted; outputs finished\n")
-        print(pipe.stats.summary())
-        return 130
-    print(stats.summary())
-    return 0
-
-
-class StatsPrinter(object):
-    """``--stats``: one line a second with fps, latency and the biggest classes."""
-
-    def __init__(self, net, stats, every_s=1.0):
-        self.net, self.stats, self.every = net, stats, every_s
-        self.last = 0.0
-
-    def __call__(self, res):
-        if res.captured_at - self.last < self.every:
-            return
-        self.last = res.captured_at
-        fr = res.class_fractions()
-        top = sorted(fr, key=fr.get, reverse=True)[:4]
-        print("frame {:>6}  {:5.1f} fps  latency p50 {:6.1f} ms  {}".format(
-            res.frame_id, self.stats.fps, self.stats.stages["latency"].percentile(50),
-            ", ".join("{} {:.0f}%".format(k, 100 * fr[k]) for k in top if fr[k] > 0)))
-        sys.stdout.flush()
+    return run_pipeline(pipe, report, "jetseg-camera", args, summary=Stats.summary)
 
 
 def main(argv=None):

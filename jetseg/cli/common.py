@@ -37,12 +37,29 @@ def add_model_args(p, primary="--model"):
                         "smooth: scores upsampled before argmax (sharp, exact edges)")
     v.add_argument("--ignore-class", default=None,
                    help="class id or name the argmax never picks (e.g. void)")
-    v.add_argument("--legend", metavar="FILE", help="also write a legend picture")
-    v.add_argument("--stats", action="store_true", help="print per-class pixel fractions")
+    v.add_argument("--legend", metavar="FILE",
+                   help="write a legend picture: every class with its colour when the run "
+                        "starts, and with its share of the pixels over the run when it ends")
+    v.add_argument("--stats", action="store_true",
+                   help="print a line per frame (name, frame number, fps, latency, biggest "
+                        "classes; live sources at most one a second) and the class shares "
+                        "over the run")
+
+
+def check_visualize(text):
+    """``--visualize``: overlay, mask, overlay,mask or classes, normalised."""
+    what = [w.strip() for w in text.split(",") if w.strip()]
+    bad = [w for w in what if w not in ("overlay", "mask", "classes")]
+    if bad or not what or ("classes" in what and len(what) > 1):
+        raise JetsegError("--visualize {!r} is not understood".format(text),
+                          fix="use overlay, mask, overlay,mask or classes")
+    return ",".join(what)
 
 
 def segmenter_from_args(args):
+    """The Segmenter the model flags ask for (``--visualize`` is checked first: it is cheap)."""
     from jetseg.core.segmenter import Segmenter
+    args.visualize = check_visualize(args.visualize)
     return Segmenter(args.model, backend=args.backend, labels=args.labels, colors=args.colors,
                      mean=args.mean, std=args.std, channel_order=args.channel_order,
                      input_blob=args.input_blob, output_blob=args.output_blob,
@@ -51,10 +68,10 @@ def segmenter_from_args(args):
                      providers=args.providers)
 
 
-def format_fractions(names, fractions, limit=6):
-    order = sorted(range(len(names)), key=lambda i: -fractions[i])
-    return ", ".join("{} {:.1f}%".format(names[i], 100.0 * fractions[i])
-                     for i in order[:limit] if fractions[i] > 0)
+def format_shares(fractions, limit=6):
+    """``{name: share}`` -> "road 41.2%, sky 30.0%, ...": the biggest ``limit`` non-zero."""
+    top = sorted(fractions.items(), key=lambda kv: -kv[1])[:limit]
+    return ", ".join("{} {:.1f}%".format(name, 100.0 * f) for name, f in top if f > 0)
 
 
 def setup_logging(debug=False, quiet=False, prog="jetseg"):

@@ -120,6 +120,60 @@ def fit_colors(colors, num_classes, source="colors"):
     return [tuple(int(v) for v in c) for c in colors]
 
 
+def class_ids(spec, names, what="class"):
+    """Class ids for ``spec``: one class or a list of them, each a name or an id.
+
+    spec    None (no classes), a name, an id (int or a string of digits), or a list of those
+    names   the model's class names in id order (None: only ids can be given)
+    what    what the classes are for, named in errors (e.g. "--ignore-class", "sky class")
+
+    Names match exactly first, then case-insensitively when that is unambiguous. Returns the
+    sorted unique ids; anything unknown is a JetsegError that names it and the valid classes.
+    """
+    if spec is None:
+        return []
+    if not isinstance(spec, (list, tuple, set, frozenset)) and getattr(spec, "ndim", 0) == 0:
+        spec = [spec]               # one class (a numpy integer included)
+    names = None if names is None else [str(n) for n in names]
+    valid = ("use one of: " + ", ".join(names)) if names else "give a valid class id"
+    ids = []
+    for item in spec:
+        if isinstance(item, str) and (names is None or item not in names) and \
+                item.strip().lstrip("-").isdigit():
+            item = int(item)                # "3" from a command line is an id
+        if getattr(item, "ndim", None) == 0 and item.dtype.kind in "iu":
+            item = int(item)
+        if isinstance(item, int) and not isinstance(item, bool):
+            if item < 0 or (names is not None and item >= len(names)):
+                raise JetsegError("{} {} is not a class id{}".format(
+                    what, item, "" if names is None else " (0..{})".format(len(names) - 1)),
+                    fix=valid if names else "give a class id 0 or more")
+            ids.append(item)
+            continue
+        if not isinstance(item, str):
+            raise JetsegError("{} {!r} is neither a class name nor a class id".format(what, item),
+                              fix="give class names (strings) or class ids (ints)")
+        if names is None:
+            raise JetsegError("{} {!r} is a class name but no class names are known".format(
+                what, item), fix="give class ids, or the class names (e.g. --labels)")
+        if item in names:
+            ids.append(names.index(item))
+            continue
+        folded = [i for i, n in enumerate(names) if n.lower() == item.lower()]
+        if len(folded) != 1:
+            raise JetsegError("{} {!r} is not a class of this model".format(what, item),
+                              fix=valid)
+        ids.append(folded[0])
+    return sorted(set(ids))
+
+
+def class_fractions(counts, names):
+    """{name: share of the counted pixels}, every class in class-id order, from per-class
+    pixel counts (``np.bincount`` of a class map, or a sum of them); all 0.0 when empty."""
+    total = float(max(1, sum(int(c) for c in counts)))
+    return dict((name, int(c) / total) for name, c in zip(names, counts))
+
+
 def write_labels(path, names):
     from jetseg.files import write_atomic
     write_atomic(path, "".join(n + "\n" for n in names).encode("utf-8"))

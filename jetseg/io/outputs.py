@@ -1,8 +1,10 @@
-"""File outputs: images, folders, %d patterns and videos (sources live in jetseg.sources).
+"""Where results go: ``display://0``, video files, image files, folders and ``%d`` patterns
+(the web view, ``--serve``, is jetseg.io.web; sources are jetseg.io.sources).
 
-Every output lands atomically: images are encoded in memory and renamed into place; a video
-is written under a hidden temporary name and renamed when finished, also after Ctrl-C, so
-what is there is always playable.
+A sink has ``write(result)`` and ``close()``; ``open_sink(uri)`` picks one. File sinks write
+through ``open_output``: images are encoded in memory and renamed into place; a video is
+written under a hidden temporary name and renamed when finished, also after Ctrl-C, so what
+is there is always playable.
 """
 import os
 
@@ -119,6 +121,7 @@ class ImageOut(object):
 
 
 def open_output(path, many, fps=None, classes=False):
+    """A video, or images (a file, a folder, a %d pattern); class maps only as PNG images."""
     if path is None:
         return None
     if is_video_path(path):
@@ -127,3 +130,73 @@ def open_output(path, many, fps=None, classes=False):
                               fix="write class maps to a folder or a class_%05d.png pattern")
         return VideoOut(path, fps)
     return ImageOut(path, many, force_ext=".png" if classes else None)
+
+
+# ---- sinks: what the Pipeline writes results to ------------------------------------------
+def picture_for(res, visualize):
+    """The picture a sink shows: overlay, mask, overlay,mask or the class-id map."""
+    if visualize == "classes":
+        return res.classes
+    return res.visualize(visualize)
+
+
+class FileSink(object):
+    """A video file, an image, a folder or a %d pattern (written atomically)."""
+
+    def __init__(self, path, visualize="overlay", fps=None, many=True):
+        self.path = path
+        self.visualize = visualize
+        self.out = open_output(path, many, fps=fps, classes=visualize == "classes")
+
+    def write(self, res):
+        self.out.write(getattr(res, "name", "frame") or "frame", picture_for(res, self.visualize))
+
+    def close(self):
+        self.out.close()
+
+    def __repr__(self):
+        return "FileSink({})".format(self.path)
+
+
+class DisplaySink(object):
+    """An OpenCV window (``display://0``); q or Esc stops the loop."""
+
+    def __init__(self, uri="display://0", visualize="overlay", on_quit=None):
+        self.cv2 = need_cv2("the display")
+        self.title = "jetseg " + uri
+        self.visualize = visualize
+        self.on_quit = on_quit
+        if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY") and \
+                os.name != "nt":
+            raise JetsegError("no display here (DISPLAY is not set)", path=uri,
+                              fix="run with --headless and an output file or --serve")
+
+    def write(self, res):
+        try:
+            self.cv2.imshow(self.title, picture_for(res, self.visualize))
+            key = self.cv2.waitKey(1) & 0xFF
+        except self.cv2.error:
+            raise JetsegError("this OpenCV cannot open windows (a headless build)",
+                              path=self.title, fix="use --headless with --serve or an output "
+                              "file; on a Jetson use JetPack's python3-opencv")
+        if key in (ord("q"), 27) and self.on_quit:
+            self.on_quit()
+
+    def close(self):
+        try:
+            self.cv2.destroyWindow(self.title)
+        except Exception:
+            pass
+
+
+def open_sink(uri, visualize="overlay", fps=None, on_quit=None, many=True):
+    """A sink for ``uri``: ``display://N`` or a file output (see ``open_output``).
+    ``many=False``: the source gives one frame, so a plain image file may take it."""
+    uri = str(uri)
+    if uri.startswith("display://"):
+        return DisplaySink(uri, visualize, on_quit=on_quit)
+    if uri.startswith(("rtp://", "rtsp://", "webrtc://")):
+        raise JetsegError("streaming out over {} is not supported".format(uri.split(":")[0]),
+                          path=uri, fix="use --serve 0.0.0.0:8080 for a browser view")
+    return FileSink(uri, visualize, fps=fps, many=many)
+

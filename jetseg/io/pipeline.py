@@ -1,4 +1,5 @@
-"""The live loop behind ``jetseg-camera`` and ``jetseg.stream()``.
+"""The one loop behind ``jetseg segment``, ``jetseg-camera``, ``jetseg.stream()`` and
+``jetseg bench``.
 
     capture thread --in queue--> inference (caller's thread) --out queue--> render thread
                                                                              -> sinks, callbacks
@@ -48,8 +49,6 @@ class Stats(object):
         self.reconnects = 0
         self.start = time.time()
         self.end = None
-        self.fractions = None
-        self._lock = threading.Lock()
 
     def add(self, stage, ms):
         self.stages[stage].add(ms)
@@ -62,7 +61,15 @@ class Stats(object):
     def fps(self):
         return self.frames / self.elapsed if self.elapsed > 0 else 0.0
 
+    def brief(self):
+        """One line: frames, time, fps and the median ms of each stage."""
+        med = ", ".join("{} {:.1f}".format(s, self.stages[s].percentile(50))
+                        for s in self.STAGES if self.stages[s].count)
+        return "{} frame(s) in {:.2f}s ({:.1f} fps){}".format(
+            self.frames, self.elapsed, self.fps, "; median ms: " + med if med else "")
+
     def summary(self):
+        """Frames, fps, drops and reconnects, then p50/p99 of each stage, a line each."""
         lines = ["{} frames in {:.1f}s: {:.1f} fps{}{}".format(
             self.frames, self.elapsed, self.fps,
             ", {} dropped (live source, latency first)".format(self.dropped)
@@ -104,7 +111,7 @@ def _put_latest(q, item):
 class Pipeline(object):
     """Run ``segmenter`` over ``source`` into ``sinks``; see the module doc.
 
-    sinks        objects with ``write(result)`` and ``close()`` (see jetseg.sinks)
+    sinks        objects with ``write(result)`` and ``close()`` (see jetseg.io.outputs)
     on_result    callables ``f(result)`` run in the render thread for every result
     reconnect    reopen a live source that stops giving frames (backoff 0.5 s .. 8 s)
     max_frames   stop after this many frames (None: until the source ends or stop())

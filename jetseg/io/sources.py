@@ -8,7 +8,8 @@
     img.jpg, dir/, "imgs/*.jpg"   images (a folder, a quoted glob)
 
 Every source has ``read() -> (name, frame)`` or ``None`` at the end, ``live``, ``fps``,
-``close()``, and live sources ``reopen()``. Options follow jetson-inference: ``width``,
+``single`` (one image read once: a plain image file may take the output), ``close()``, and
+live sources ``reopen()``. Options follow jetson-inference: ``width``,
 ``height``, ``rate`` (``--input-width/-height/-rate``), ``flip`` (``--input-flip``) and
 ``loop`` (``--input-loop``: 0 once, N more times, -1 forever; files only).
 """
@@ -80,6 +81,7 @@ class Source(object):
     live = False
     fps = None
     uri = ""
+    single = False
 
     def read(self):
         raise NotImplementedError
@@ -112,6 +114,12 @@ class ImageSource(Source):
     @property
     def count(self):
         return len(self.paths)
+
+    @property
+    def single(self):
+        """The input named one image file, read once (a folder holding one image is not:
+        its output stays a folder)."""
+        return self.paths == [self.uri] and self.loop == 0
 
     def read(self):
         if self.index >= len(self.paths):

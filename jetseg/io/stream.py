@@ -110,5 +110,5 @@ class Stream(object):
 
 
 def stream(source, model, **options):
-    """Results of ``model`` over ``source`` (a URI, see jetseg.sources); see the module doc."""
+    """Results of ``model`` over ``source`` (a URI, see jetseg.io.sources); see the module doc."""
     return Stream(source, model, **options)

@@ -18,6 +18,7 @@ except ImportError:  # pragma: no cover
     raise
 
 from jetseg.errors import JetsegError, log, need_cv2
+from jetseg.io.outputs import picture_for
 
 PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>jetseg live</title>
@@ -165,16 +166,13 @@ class WebView(object):
 
     # ---- the sink side -----------------------------------------------------------------
     def write(self, res):
-        from jetseg.io.sinks import render
-        image = render(res, self.visualize)
-        counts = res.class_counts()
-        total = float(max(1, counts.sum()))
+        image = picture_for(res, self.visualize)
+        fractions = res.class_fractions()
         with self.cond:
             self.image = image
             self.seq += 1
             self.info = {"frame_id": getattr(res, "frame_id", self.seq),
-                         "fractions": dict((n, round(c / total, 4)) for n, c in
-                                           zip(res.segmenter.classes, counts))}
+                         "fractions": dict((n, round(f, 4)) for n, f in fractions.items())}
             self.cond.notify_all()
 
     def close(self):
