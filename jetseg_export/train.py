@@ -6,8 +6,9 @@
 
 Augmentation (random scale, crop, horizontal flip, colour jitter) is done with numpy/OpenCV
 in the data loader. The loss ignores the dataset's ignore index and can weight classes.
-Every epoch: validation mIoU (scores upsampled to the label's resolution before argmax, as
-the exported graph does), ``last.pth`` and, when better, ``best.pth``, a line in
+Every epoch: validation mIoU (jetseg.eval.metrics: the mean IoU over the classes present in
+the split's ground truth; scores upsampled to the label's resolution before argmax, as the
+exported graph does), ``last.pth`` and, when better, ``best.pth``, a line in
 ``log.csv`` and ``curves.png``. ``--resume`` continues from ``last.pth``. Checkpoints carry
 the classes, colours, input size and normalisation, so they export without extra flags.
 """
