@@ -11,7 +11,6 @@
 ``jetseg/cli.py`` forwards ``jetseg export ARGS`` to ``main(argv, prog)`` here.
 """
 import argparse
-import logging
 import sys
 import time
 
@@ -80,15 +79,6 @@ def build_parser(prog="jetseg export"):
     g.add_argument("--debug", action="store_true", help="show tracebacks and details")
     g.add_argument("--quiet", "-q", action="store_true", help="only the table and errors")
     return p
-
-
-def _setup_logging(args):
-    level = logging.DEBUG if args.debug else (logging.WARNING if args.quiet else logging.INFO)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("jetseg: %(levelname)s: %(message)s"))
-    log.handlers[:] = [handler]
-    log.setLevel(level)
-    log.propagate = False
 
 
 def _need_torch():
@@ -181,7 +171,8 @@ def _checkpoint_facts(path):
 def _training_facts(facts):
     out = {}
     if "miou" in facts:
-        out["val_miou"] = round(float(facts["miou"]), 4)
+        from jetseg.eval.metrics import miou_facts
+        out.update(miou_facts(facts["miou"], key="val_miou"))
     if "epoch" in facts:
         out["trained_epochs"] = int(facts["epoch"]) + 1
     return out
@@ -213,23 +204,13 @@ def _class_id(value, names, num_classes):
 
 
 def main(argv=None, prog="jetseg export"):
-    argv = sys.argv[1:] if argv is None else list(argv)
-    parser = build_parser(prog)
+    """jetseg's one error runner (one line + exit 2, ``--debug`` traceback, Ctrl-C 130);
+    messages start with "jetseg:", as every runtime command's do."""
+    from jetseg.cli.common import run_guarded
     try:
-        args = parser.parse_args(argv)
+        return run_guarded(build_parser(prog), run, argv, prog="jetseg")
     except SystemExit as e:             # argparse: usage errors exit 2, --help exits 0
         return int(e.code or 0)
-    _setup_logging(args)
-    try:
-        return run(args)
-    except JetsegError as e:
-        if args.debug:
-            raise
-        sys.stderr.write("jetseg: error: {}\n".format(e))
-        return 2
-    except KeyboardInterrupt:
-        sys.stderr.write("jetseg: interrupted; nothing written\n")
-        return 130
 
 
 if __name__ == "__main__":

@@ -31,12 +31,10 @@ import time
 
 import numpy as np
 
-CLASSES = ["Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence",
-           "Car", "Pedestrian", "Bicyclist"]
-COLORS = [(128, 128, 128), (128, 0, 0), (192, 192, 128), (128, 64, 128), (60, 40, 222),
-          (128, 128, 0), (192, 128, 128), (64, 64, 128), (64, 0, 128), (64, 64, 0),
-          (0, 128, 192)]
-VOID = 11
+from jetseg.eval import metrics
+from jetseg.eval.datasets.camvid import COLORS, VOID
+from jetseg.eval.datasets.camvid import NAMES as CLASSES
+
 WIDTH, HEIGHT, DOWN = 480, 360, 4
 GW, GH = WIDTH // DOWN, HEIGHT // DOWN          # 120 x 90 logits grid
 BOXES = (7, 25, 61)                               # context box sizes on the 90x120 grid
@@ -199,21 +197,6 @@ def load_split(dataset, split):
 
 
 # ---- training --------------------------------------------------------------------------
-def grid_confusion(pred, lab, num=len(CLASSES)):
-    keep = lab < num
-    return np.bincount(lab[keep].astype(np.int64) * num + pred[keep], minlength=num * num
-                       ).reshape(num, num)
-
-
-def iou(conf):
-    """Per-class IoU (nan for a class absent from both prediction and labels) from a
-    confusion matrix [true, predicted]."""
-    tp = np.diag(conf).astype(np.float64)
-    union = conf.sum(0) + conf.sum(1) - tp
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(union > 0, tp / union, np.nan)
-
-
 def predict(X, weights, batch=262144):
     out = []
     for i in range(0, len(X), batch):
@@ -300,8 +283,8 @@ def train(X, y, Xv, yv, hidden=(64, 64), epochs=6, batch=4096, lr=3e-3, balance=
                 p -= (rate * (mp / (1 - b1 ** t)) / (np.sqrt(vp / (1 - b2 ** t)) + eps)
                       ).astype(np.float32)
         wts = folded()
-        vi = iou(grid_confusion(predict(Xv, wts), yv))
-        miou = float(np.nanmean(vi))
+        miou = metrics.miou(metrics.confusion_matrix(yv, predict(Xv, wts), num,
+                                                     ignore_index=VOID))
         log("  epoch {}/{}  loss {:.4f}  val mIoU (90x120 grid) {:.2f}%".format(
             ep + 1, epochs, tot / max(n, 1), 100 * miou))
         if miou > best[0]:
@@ -311,20 +294,16 @@ def train(X, y, Xv, yv, hidden=(64, 64), epochs=6, batch=4096, lr=3e-3, balance=
 
 # ---- full-resolution evaluation through jetseg -------------------------------------------
 def evaluate(model_path, dataset, split="val", limit=None):
-    """Confusion matrix [11,11] at full 360x480 over ``split`` with jetseg.Segmenter;
-    void (11) pixels are ignored. Returns (confusion, per-class IoU, mIoU)."""
-    import cv2
+    """``jetseg eval``'s runner at full 360x480 over ``split`` (void pixels ignored):
+    the EvalResult, whose ``miou`` is the figure recorded in the model."""
     from jetseg import Segmenter
-    num = len(CLASSES)
-    conf = np.zeros((num, num), np.int64)
+    from jetseg.eval.datasets import open_dataset
+    from jetseg.eval.evaluate import evaluate as run_eval
     seg = Segmenter(model_path)
-    for img, ann in list_split(dataset, split)[:limit]:
-        pred = seg.process(cv2.imread(img)).classes
-        lab = cv2.imread(ann, cv2.IMREAD_GRAYSCALE)
-        conf += grid_confusion(pred.reshape(-1).astype(np.int64), lab.reshape(-1), num)
-    seg.close()
-    ious = iou(conf)
-    return conf, ious, float(np.nanmean(ious))
+    try:
+        return run_eval(seg, open_dataset(dataset, "camvid", split), limit=limit)
+    finally:
+        seg.close()
 
 
 def iou_table(ious, miou):
@@ -381,8 +360,10 @@ def main(argv=None):
              "producer": "jetseg_export.demo_model (numpy, seed {}, hidden {}, class-weight "
                          "exponent {})".format(args.seed, ",".join(map(str, hidden)), bal)}
 
-    def build(miou):
-        extra["miou"] = miou
+    def build(miou, frames=None):
+        if miou is not None:
+            extra.update(metrics.miou_facts(miou, split="CamVid val ({} frames, 480x360, "
+                                            "void ignored)".format(frames)))
         return compose(core, CLASSES, COLORS, scores=True, confidence=True, overlay=True,
                        upsample=True, ignore_class=None, alpha=150, extra=extra)
 
@@ -391,11 +372,12 @@ def main(argv=None):
     tmp = args.output + ".part.onnx"
     onnx.save(build(None), tmp)
     print("evaluating on val at 480x360 with jetseg.Segmenter ...", flush=True)
-    conf, ious, miou = evaluate(tmp, args.dataset, "val")
+    res = evaluate(tmp, args.dataset, "val")
     os.remove(tmp)
-    onnx.save(build(round(miou, 4)), args.output)
-    print("per-class IoU on CamVid val (101 frames, 480x360, void ignored):")
-    print(iou_table(ious, miou))
+    miou = res.miou
+    onnx.save(build(miou, res.images), args.output)
+    print("per-class IoU on CamVid val ({} frames, 480x360, void ignored):".format(res.images))
+    print(iou_table(res.per_class_iou(), miou))
     print("wrote {} ({:.1f} kB), val mIoU {:.2f}%, {:.0f} s in all".format(
         args.output, os.path.getsize(args.output) / 1024.0, 100 * miou, time.time() - t0))
     return 0

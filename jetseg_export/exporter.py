@@ -221,7 +221,8 @@ def export_onnx(net, output, num_classes, classes=None, colors=None, width=480, 
     summary = dict((r.name.replace("onnx ", ""), round(r.agreement, 6)) for r in rows[1:])
     facts = {"parity": {"agreement": summary, "frames": where}}
     if labels is not None:
-        facts["miou"] = round(rows[-1].conf.miou(), 4)
+        from jetseg.eval.metrics import miou_facts
+        facts.update(miou_facts(rows[-1].conf.miou(), split=where))
     _add_metadata(model, facts)
     if not scores:
         _drop_scores(model)

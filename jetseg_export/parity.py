@@ -7,7 +7,8 @@ pre-processing, the network and the argmax (with the ignore class) together.
     agreement   share of pixels whose class id equals PyTorch's argmax (scores upsampled
                 bilinearly to the frame, like the graph does)
     max|err|    largest absolute logit difference at the net's output resolution
-    mIoU        against label PNGs (one class id a pixel), when given
+    mIoU        against label PNGs (one class id a pixel), when given; jetseg.eval.metrics'
+                definition (mean over the classes present in the labels)
 """
 import glob
 import os
@@ -16,6 +17,7 @@ import numpy as np
 
 from jetseg.core import processing as render
 from jetseg.errors import JetsegError
+from jetseg.eval.metrics import Confusion
 
 from .progress import Progress
 
@@ -102,26 +104,6 @@ def upsampled_argmax(logits, width, height, ignore_class=None):
     return t.argmax(0).numpy()
 
 
-class Confusion(object):
-    def __init__(self, num_classes, ignore=None):
-        self.n = num_classes
-        self.ignore = ignore
-        self.m = np.zeros((num_classes, num_classes), np.int64)
-
-    def add(self, pred, label):
-        ok = label < self.n
-        if self.ignore is not None:
-            ok &= label != self.ignore
-        idx = label[ok].astype(np.int64) * self.n + pred[ok].astype(np.int64)
-        self.m += np.bincount(idx, minlength=self.n * self.n).reshape(self.n, self.n)
-
-    def miou(self):
-        tp = np.diag(self.m).astype(np.float64)
-        union = self.m.sum(0) + self.m.sum(1) - tp
-        present = union > 0
-        return float((tp[present] / union[present]).mean()) if present.any() else float("nan")
-
-
 def _role(model, role):
     import json
     for p in model.metadata_props:
@@ -186,7 +168,7 @@ def run_parity(net, models, frames, width, height, mean, std, norm_order="RGB",
             label = labels[i] if labels is not None else None
             if label is not None:
                 rows[0].has_labels = True
-                rows[0].conf.add(ref_classes, label)
+                rows[0].conf.add(label, ref_classes)
             for row, (_, sess), sname in zip(rows[1:], sessions, score_names):
                 out = dict(zip([o.name for o in sess.get_outputs()],
                                sess.run(None, {"image": frame[None].astype(dtype)})))
@@ -202,8 +184,8 @@ def run_parity(net, models, frames, width, height, mean, std, norm_order="RGB",
                 row.total += classes.size
                 if label is not None:
                     row.has_labels = True
-                    row.conf.add(classes, label)
-            bar.update()
+                    row.conf.add(label, classes)
+            bar.advance()
     return rows
 
 

@@ -6,8 +6,9 @@
 
 Augmentation (random scale, crop, horizontal flip, colour jitter) is done with numpy/OpenCV
 in the data loader. The loss ignores the dataset's ignore index and can weight classes.
-Every epoch: validation mIoU (scores upsampled to the label's resolution before argmax, as
-the exported graph does), ``last.pth`` and, when better, ``best.pth``, a line in
+Every epoch: validation mIoU (jetseg.eval.metrics: the mean IoU over the classes present in
+the split's ground truth; scores upsampled to the label's resolution before argmax, as the
+exported graph does), ``last.pth`` and, when better, ``best.pth``, a line in
 ``log.csv`` and ``curves.png``. ``--resume`` continues from ``last.pth``. Checkpoints carry
 the classes, colours, input size and normalisation, so they export without extra flags.
 """
@@ -25,6 +26,7 @@ import numpy as np
 from jetseg.errors import JetsegError, log
 from jetseg.core.modelinfo import IMAGENET_MEAN, IMAGENET_STD
 from jetseg.core.processing import resize_nearest
+from jetseg.eval import metrics
 
 CKPT_VERSION = 1
 
@@ -114,20 +116,7 @@ def class_weights(dataset, num_classes, mode, limit=200):
     return np.clip(w, 0.05, 20.0).astype(np.float32)
 
 
-# ---- metrics and pictures ---------------------------------------------------------------
-def confusion(pred, label, num_classes, ignore_index):
-    keep = label != ignore_index
-    idx = label[keep].astype(np.int64) * num_classes + pred[keep].astype(np.int64)
-    return np.bincount(idx, minlength=num_classes ** 2).reshape(num_classes, num_classes)
-
-
-def iou_from_confusion(conf):
-    tp = np.diag(conf).astype(np.float64)
-    denom = conf.sum(0) + conf.sum(1) - tp
-    iou = np.where(denom > 0, tp / np.maximum(denom, 1), np.nan)
-    return iou, float(np.nanmean(iou)) if np.isfinite(iou).any() else 0.0
-
-
+# ---- pictures ------------------------------------------------------------------------
 def draw_curves(path, rows):
     """Loss and validation mIoU per epoch as a PNG (OpenCV drawing, no matplotlib)."""
     import cv2
@@ -276,7 +265,8 @@ def train(args):
             "classes": names, "colors": [list(c) for c in colors], "input_size": list(size),
             "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "channel_order": "RGB",
             "ignore_index": int(train_ds.ignore_index), "dataset": "{} {} ({} images)".format(
-                args.format, os.path.basename(os.path.abspath(args.dataset)), len(train_ds))}
+                args.format, os.path.basename(os.path.abspath(args.dataset)), len(train_ds)),
+            "miou_definition": metrics.MIOU_DEFINITION}
     if main_proc:
         with open(os.path.join(args.output, "train.json"), "w") as f:
             json.dump(dict(vars(args), **meta), f, indent=1, default=str)
@@ -303,15 +293,17 @@ def train(args):
             opt.step()
             losses.append(float(loss.detach()))
             step += 1
-            bar.update()
+            bar.advance()
         bar.close()
         conf = validate(model, vset, val_ds, num_classes, device, world, rank, args.val_limit)
-        ious, miou = iou_from_confusion(conf)
+        ious = metrics.per_class_iou(conf)
+        # a split without one labelled pixel scores 0, not NaN (best.pth compares, curves draw)
+        miou = float(np.nan_to_num(metrics.miou(conf)))
+        pixel_acc = float(np.nan_to_num(metrics.pixel_accuracy(conf)))
         if not main_proc:
             continue
         row = {"epoch": epoch, "lr": lr_at(step), "loss": float(np.mean(losses)),
-               "miou": miou, "pixel_acc": float(np.diag(conf).sum() / max(1, conf.sum())),
-               "seconds": time.time() - t0}
+               "miou": miou, "pixel_acc": pixel_acc, "seconds": time.time() - t0}
         row.update(("iou_" + n, float(v) if np.isfinite(v) else None) for n, v in
                    zip(names, ious))
         rows.append(row)
@@ -341,7 +333,7 @@ def validate(model, vset, val_ds, num_classes, device, world, rank, limit=None):
     import torch.nn.functional as F
     from .progress import Progress
     model.eval()
-    conf = np.zeros((num_classes, num_classes), np.int64)
+    conf = metrics.Confusion(num_classes, val_ds.ignore_index)
     n = len(vset) if not limit else min(limit, len(vset))
     mine = list(range(rank, n, world))
     bar = Progress(len(mine), "validate", unit="img")
@@ -352,15 +344,16 @@ def validate(model, vset, val_ds, num_classes, device, world, rank, limit=None):
             out, _ = logits_of(model(x[None].to(device)))
             out = F.interpolate(out, size=label.shape, mode="bilinear", align_corners=False)
             pred = out[0].argmax(0).cpu().numpy()
-            conf += confusion(pred, label, num_classes, val_ds.ignore_index)
-            bar.update()
+            conf.add(label, pred)
+            bar.advance()
     bar.close()
+    counts = conf.counts
     if world > 1:
         import torch.distributed as dist
-        t = torch.from_numpy(conf).to(device)
+        t = torch.from_numpy(counts).to(device)
         dist.all_reduce(t)
-        conf = t.cpu().numpy()
-    return conf
+        counts = t.cpu().numpy()
+    return counts
 
 
 def _write_log(path, rows):

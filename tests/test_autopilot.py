@@ -12,7 +12,7 @@ W, H = 480, 360
 
 
 def sweep(clutter=(), **kw):
-    """(roll errors, pitch errors, confidences) over the issue's grid."""
+    """(roll errors, pitch errors, confidences) over the accuracy grid (synthetic_horizon.grid)."""
     er, ep, cf = [], [], []
     for i, (roll, pitch) in enumerate(grid()):
         s = make_scene(roll, pitch, W, H, clutter=clutter, seed=i)

@@ -48,7 +48,7 @@ def test_val_miou_as_stated(camvid, path, stated):
                       progress=False)
     assert len(result.per_class_iou()) == 11
     assert abs(result.miou - _stated(stated)) < 0.0005, result.miou
-    # and independently of jetseg.evaluate: one confusion matrix in plain numpy
+    # and independently of jetseg.eval: one confusion matrix in plain numpy
     seg = Segmenter(str(path))
     conf = np.zeros((11, 11), np.int64)
     for img in sorted((camvid / "val").glob("*.jpg"))[::10]:

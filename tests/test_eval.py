@@ -14,8 +14,9 @@ from jetseg.eval.datasets import open_dataset
 from jetseg.eval.datasets.camvid import COLORS as CAMVID_COLORS
 from jetseg.eval.datasets.camvid import NAMES as CAMVID_NAMES
 from jetseg.cli.eval import register
-from jetseg.eval.evaluate import (EvalResult, class_mapping, confusion_matrix, draw_confusion,
-                             draw_iou_chart, evaluate, format_table)
+from jetseg.eval.evaluate import EvalResult, class_mapping, evaluate
+from jetseg.eval.metrics import confusion_matrix
+from jetseg.eval.report import draw_confusion, draw_iou_chart, format_table
 from jetseg_export.compose import compose
 from tests.helpers.tinymodels import TinyNet, colour_frame
 

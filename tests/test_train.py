@@ -13,8 +13,8 @@ torch = pytest.importorskip("torch")
 
 from tests.helpers.common import ROOT, free_port  # noqa: E402
 from jetseg import Segmenter  # noqa: E402
-from jetseg_export.train import (augment, class_weights, confusion,  # noqa: E402
-                                 iou_from_confusion, main)
+from jetseg.eval import metrics  # noqa: E402
+from jetseg_export.train import augment, class_weights, main  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +91,8 @@ def test_torchrun_two_cpu_processes(tiny_camvid, tmp_path):
     out = tmp_path / "ddp"
     env = dict(os.environ, OMP_NUM_THREADS="1")
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                        "--master_addr", "127.0.0.1", "--master_port", str(free_port()), "-m", "jetseg_export.train", "--arch",
+                        "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
+                        "-m", "jetseg_export.train", "--arch",
                         "lraspp-mobilenet", "--dataset", str(tiny_camvid), "--input-size",
                         "64x48", "--epochs", "1", "--batch-size", "2", "--workers", "0",
                         "--device", "cpu", "-o", str(out)], capture_output=True, text=True,
@@ -118,9 +119,9 @@ def test_augment_keeps_labels_aligned():
 def test_metrics_and_weights():
     pred = np.array([[0, 1], [1, 1]])
     lab = np.array([[0, 1], [0, 9]])
-    conf = confusion(pred, lab, 2, 9)
+    conf = metrics.confusion_matrix(lab, pred, 2, ignore_index=9)    # what train validates with
     assert conf.tolist() == [[1, 1], [0, 1]]
-    ious, miou = iou_from_confusion(conf)
+    ious, miou = metrics.per_class_iou(conf), metrics.miou(conf)
     assert np.allclose(ious, [0.5, 0.5]) and miou == 0.5
 
     class DS(object):

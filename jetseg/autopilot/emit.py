@@ -23,7 +23,10 @@ import socket
 import threading
 import time
 
-from jetseg import autopilot
+from jetseg.autopilot.classmap import class_ids
+from jetseg.autopilot.freespace import RPI_V2_HFOV_DEG, free_space
+from jetseg.autopilot.gates import check_gates, pull_up
+from jetseg.autopilot.horizon import HorizonFilter, estimate_horizon
 from jetseg.errors import JetsegError, log
 
 SCHEMA = "jetseg.autopilot/1"
@@ -37,18 +40,18 @@ def _default(names, wanted):
 class Signals(object):
     """Turns a Segmentation into the JSON-ready record of the schema above."""
 
-    def __init__(self, names, sky_classes=None, free_classes=None, sectors=9, hfov_deg=62.2,
-                 gates=None, model="", frame_rate=None):
+    def __init__(self, names, sky_classes=None, free_classes=None, sectors=9,
+                 hfov_deg=RPI_V2_HFOV_DEG, gates=None, model="", frame_rate=None):
         self.names = list(names)
         self.sky = list(sky_classes) if sky_classes else _default(self.names, ["sky"])
         self.free = list(free_classes) if free_classes else _default(self.names, ["road"])
         for spec, what in ((self.sky, "--sky-classes"), (self.free, "--free-classes")):
-            autopilot._class_ids(spec, self.names, what)          # unknown names fail now
+            class_ids(spec, self.names, what)          # unknown names fail now
         self.sectors, self.hfov = int(sectors), float(hfov_deg)
         self.gates = list(gates) if gates is not None else (
-            [autopilot.pull_up(self.sky)] if self.sky else [])
+            [pull_up(self.sky)] if self.sky else [])
         self.model = os.path.basename(str(model))
-        self.filter = autopilot.HorizonFilter()
+        self.filter = HorizonFilter()
         # files: the video's own clock (frame / fps), not how fast we happen to read them
         self.frame_rate = float(frame_rate) if frame_rate else None
 
@@ -56,12 +59,12 @@ class Signals(object):
         fr = res.class_fractions()
         horizon = space = None
         if self.sky:
-            h = autopilot.estimate_horizon(res.classes, self.sky, names=self.names)
+            h = estimate_horizon(res.classes, self.sky, names=self.names)
             t = res.frame_id / self.frame_rate if self.frame_rate and res.frame_id is not None \
                 else res.captured_at
             horizon = self.filter.update(h, t=t).as_dict()
         if self.free:
-            space = autopilot.free_space(res.classes, self.free, sectors=self.sectors,
+            space = free_space(res.classes, self.free, sectors=self.sectors,
                                          names=self.names, hfov_deg=self.hfov).as_dict()
         return {
             "schema": SCHEMA, "time": round(res.captured_at or time.time(), 4),
@@ -70,7 +73,7 @@ class Signals(object):
             "width": int(res.width), "height": int(res.height), "model": self.model,
             "fractions": dict((k, round(v, 4)) for k, v in fr.items()),
             "horizon": horizon, "free_space": space,
-            "gates": autopilot.check_gates(fr, self.gates) if self.gates else [],
+            "gates": check_gates(fr, self.gates) if self.gates else [],
         }
 
 

@@ -53,7 +53,8 @@ def _open(args):
 
 def cmd_eval(args):
     from jetseg.cli.common import segmenter_from_args
-    from jetseg.eval.evaluate import evaluate, format_table, write_report
+    from jetseg.eval.evaluate import evaluate
+    from jetseg.eval.report import format_table, write_report
     if args.limit is not None and args.limit <= 0:
         raise JetsegError("--limit {} must be a positive number of samples".format(args.limit),
                           fix="e.g. --limit 10")

@@ -1,4 +1,4 @@
-"""Accuracy and speed of jetseg.autopilot on the synthetic horizon grid (issue 7).
+"""Accuracy and speed of jetseg.autopilot on the synthetic horizon grid (synthetic_horizon.grid).
 
     python -m tests.helpers.horizon_accuracy [--width 480 --height 360] [--quick]
 
@@ -13,8 +13,8 @@ import time
 
 import numpy as np
 
-from jetseg import autopilot as ap  # noqa: E402
-from tests.helpers.synthetic_horizon import CLUTTER, NAMES, grid, make_scene  # noqa: E402
+from jetseg import autopilot as ap
+from tests.helpers.synthetic_horizon import CLUTTER, NAMES, grid, make_scene
 
 ROWS = [
     ("clean", (), {}),

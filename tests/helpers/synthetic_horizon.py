@@ -138,7 +138,7 @@ def render_bgr(classes, v, rs):
 
 
 def grid(rolls=None, pitches=None):
-    """The accuracy grid of issue 7: roll -60..60 (5 degree steps), pitch -0.4..0.4 (0.1)."""
+    """The accuracy grid: roll -60..60 (5 degree steps), pitch -0.4..0.4 (0.1)."""
     rolls = np.arange(-60, 61, 5) if rolls is None else rolls
     pitches = np.round(np.arange(-0.4, 0.41, 0.1), 3) if pitches is None else pitches
     return [(float(r), float(p)) for r in rolls for p in pitches]
