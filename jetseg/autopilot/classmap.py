@@ -6,6 +6,7 @@ anything a user can fix; ``member`` is the boolean map of those classes.
 """
 import numpy as np
 
+from jetseg.core import labels
 from jetseg.errors import JetsegError
 
 
@@ -26,39 +27,8 @@ def unpack(classes, names):
 
 
 def class_ids(spec, names, what):
-    """Class ids for ``spec`` (names, ids, or a mix; a single name or id is fine too)."""
-    if spec is None:
-        return []
-    if isinstance(spec, (str, int, np.integer)):
-        spec = [spec]
-    ids = []
-    for item in spec:
-        if isinstance(item, (int, np.integer)) and not isinstance(item, bool):
-            item = int(item)
-            if item < 0 or (names is not None and item >= len(names)):
-                raise JetsegError(
-                    "{} {} is not a class id{}".format(
-                        what, item, "" if names is None else " (0..{})".format(len(names) - 1)),
-                    fix="give a valid class id or a class name")
-            ids.append(item)
-            continue
-        if not isinstance(item, str):
-            raise JetsegError("{} {!r} is neither a class name nor a class id".format(what, item),
-                              fix="give class names (strings) or class ids (ints)")
-        if names is None:
-            raise JetsegError(
-                "{} {!r} is a class name but no class names were given".format(what, item),
-                fix="pass names=seg.classes (or the Segmentation itself), or give class ids")
-        names = list(names)
-        if item in names:
-            ids.append(names.index(item))
-            continue
-        folded = [i for i, n in enumerate(names) if str(n).lower() == item.lower()]
-        if len(folded) != 1:
-            raise JetsegError("{} {!r} is not a class of this model".format(what, item),
-                              fix="use one of: " + ", ".join(str(n) for n in names))
-        ids.append(folded[0])
-    return sorted(set(ids))
+    """Class ids for ``spec`` (names, ids, or a mix): ``jetseg.core.labels.class_ids``."""
+    return labels.class_ids(spec, names, what)
 
 
 def member(classes, ids):

@@ -155,7 +155,8 @@ def class_ids(spec, names, what="class"):
                               fix="give class names (strings) or class ids (ints)")
         if names is None:
             raise JetsegError("{} {!r} is a class name but no class names are known".format(
-                what, item), fix="give class ids, or the class names (e.g. --labels)")
+                what, item), fix="give class ids, or the class names (names= from Python, "
+                                  "--labels on the command line)")
         if item in names:
             ids.append(names.index(item))
             continue
