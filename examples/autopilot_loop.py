@@ -4,7 +4,7 @@
     jetseg-camera --engine engines/camvid-demo.onnx csi://0 --headless --emit udp://127.0.0.1:14560
     python3 examples/autopilot_loop.py --port 14560
 
-Each record (schema jetseg.autopilot/1, see jetseg/emit.py) carries the horizon (roll, pitch,
+Each record (schema jetseg.autopilot/1, see jetseg/autopilot/emit.py) carries the horizon (roll, pitch,
 confidence), free-space sectors with a suggested heading and the gates that fired. This loop
 turns them into the attitude/heading command a flight controller would get (a real one
 would send MAVLink SET_ATTITUDE_TARGET; here it is printed). Stale or low-confidence data
