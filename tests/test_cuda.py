@@ -11,7 +11,7 @@ import ctypes
 import numpy as np
 import pytest
 
-from jetseg.backends import cuda
+from jetseg.backends import cuda, cuda_buffers, cuda_find
 from jetseg.errors import JetsegError
 
 
@@ -26,7 +26,7 @@ def test_find_cudart_prefers_explicit_path_then_newest_in_each_folder(tmp_path):
         d.mkdir(parents=True)
         for n in names:
             (d / n).write_bytes(b"")
-    got = cuda.find_cudart(environ={"JETSEG_CUDART": "/opt/x/libcudart.so"},
+    got = cuda_find.find_cudart(environ={"JETSEG_CUDART": "/opt/x/libcudart.so"},
                            dirs=[str(old), str(new)])
     assert got[0] == "/opt/x/libcudart.so"
     assert got[1:3] == [str(old / "libcudart.so.10.2.300"), str(old / "libcudart.so.10.2")]
@@ -35,7 +35,7 @@ def test_find_cudart_prefers_explicit_path_then_newest_in_each_folder(tmp_path):
 
 
 def test_search_dirs_cover_jetpack_toolkits_and_env(tmp_path):
-    dirs = cuda.search_dirs({"LD_LIBRARY_PATH": "/a:/b", "CUDA_HOME": "/opt/cuda"})
+    dirs = cuda_find.search_dirs({"LD_LIBRARY_PATH": "/a:/b", "CUDA_HOME": "/opt/cuda"})
     assert dirs[:2] == ["/a", "/b"]
     assert "/opt/cuda/lib64" in dirs and "/usr/local/cuda/lib64" in dirs
     assert "/usr/local/cuda/targets/aarch64-linux/lib" in dirs    # JetPack's layout
@@ -96,16 +96,16 @@ def test_device_properties_from_attributes_and_name():
 def test_pinned_device_and_mapped_buffers_round_trip():
     rt, lib = emulated_runtime()
     a = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
-    with cuda.HostBuffer(a.shape, a.dtype, rt=rt) as src, \
-            cuda.HostBuffer(a.shape, a.dtype, rt=rt) as dst, \
-            cuda.DeviceBuffer(a.nbytes, rt=rt) as dev, cuda.Stream(rt=rt) as s:
+    with cuda_buffers.HostBuffer(a.shape, a.dtype, rt=rt) as src, \
+            cuda_buffers.HostBuffer(a.shape, a.dtype, rt=rt) as dst, \
+            cuda_buffers.DeviceBuffer(a.nbytes, rt=rt) as dev, cuda_buffers.Stream(rt=rt) as s:
         src.array[...] = a
         dev.copy_from(src, s)
         dev.copy_to(dst, s)
         s.synchronize()
         np.testing.assert_array_equal(dst.array, a)
         assert dst.device_ptr is None
-    with cuda.HostBuffer((4,), "uint8", mapped=True, rt=rt) as m:
+    with cuda_buffers.HostBuffer((4,), "uint8", mapped=True, rt=rt) as m:
         assert m.device_ptr == m.ptr                  # emulated unified address
     assert "cudaMemcpyAsync" in lib.calls and "cudaHostGetDevicePointer" in lib.calls
     assert lib.mem == {}                              # everything allocated was freed
@@ -113,7 +113,7 @@ def test_pinned_device_and_mapped_buffers_round_trip():
 
 def test_events_time_a_stream():
     rt, _ = emulated_runtime()
-    a, b = cuda.Event(rt=rt), cuda.Event(rt=rt)
+    a, b = cuda_buffers.Event(rt=rt), cuda_buffers.Event(rt=rt)
     a.record()
     b.record()
     b.synchronize()
@@ -124,7 +124,7 @@ def test_events_time_a_stream():
 
 def test_device_buffer_refuses_a_mismatched_host_array():
     rt, _ = emulated_runtime()
-    with cuda.DeviceBuffer(16, rt=rt) as dev:
+    with cuda_buffers.DeviceBuffer(16, rt=rt) as dev:
         with pytest.raises(JetsegError, match="host array of 8 bytes"):
             dev.copy_from(np.zeros(2, np.float32))
 
@@ -140,13 +140,13 @@ def test_device_buffer_refuses_a_mismatched_host_array():
      "mapped", "pageable"),                                  # Nano: CPU reads cached memory
 ])
 def test_memory_plan(props, inp, out):
-    assert cuda.memory_plan(props, "input") == inp
-    assert cuda.memory_plan(props, "output") == out
+    assert cuda_buffers.memory_plan(props, "input") == inp
+    assert cuda_buffers.memory_plan(props, "output") == out
 
 
 def test_loaded_cudart_reads_the_process_map(tmp_path):
     maps = tmp_path / "maps"
     maps.write_text("7f00-7f01 r-xp 0 00:00 1 /usr/lib/libc.so.6\n"
                     "7f02-7f03 r-xp 0 00:00 2 /usr/local/cuda-10.2/lib64/libcudart.so.10.2.300\n")
-    assert cuda.loaded_cudart(str(maps)).endswith("libcudart.so.10.2.300")
-    assert cuda.loaded_cudart(str(tmp_path / "none")) is None
+    assert cuda_find.loaded_cudart(str(maps)).endswith("libcudart.so.10.2.300")
+    assert cuda_find.loaded_cudart(str(tmp_path / "none")) is None

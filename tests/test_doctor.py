@@ -126,12 +126,12 @@ def test_doctor_through_the_real_cli_when_wired():
 def test_selftest_code_path_against_emulated_cudart(monkeypatch):
     """The self-test's own logic, run against tests/helpers/cuda_emulator.py host emulation of
     libcudart (this proves the self-test code, not CUDA: run it on a GPU for that)."""
-    from jetseg.backends import cuda
+    from jetseg.backends import cuda, selftest
     from tests.helpers.cuda_emulator import emulated_runtime
     rt, lib = emulated_runtime(integrated=True, cc=(5, 3))
     monkeypatch.setattr(cuda, "runtime", lambda: rt)
     out = io.StringIO()
-    ok = doctor.run_selftest(out)
+    ok = selftest.run_selftest(out)
     text = out.getvalue()
     assert ok, text
     assert "[ok] cudaHostAlloc + cudaMalloc + cudaMemcpyAsync" in text
