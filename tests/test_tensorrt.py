@@ -11,7 +11,6 @@ emulation of libcudart (tests/test_cuda.py). They prove which calls jetseg makes
 what order, NOT that TensorRT accepts them: that needs a Jetson or a CUDA machine with
 TensorRT (``jetseg doctor --selftest``).
 """
-import ctypes
 import json
 import os
 from types import SimpleNamespace
@@ -19,26 +18,21 @@ from types import SimpleNamespace
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper
 
 from tests.helpers.common import NAMES5, run_cli
-from jetseg.backends import cuda, cuda_buffers
+from jetseg.backends import cuda_buffers
 from jetseg.backends.tensorrt import cache, engine_file as eng
 from jetseg.backends import onnx_proto
 from jetseg.backends import open_backend
-from jetseg.backends.tensorrt import platform as plat, runner as trtmod, tensors
+from jetseg.backends.tensorrt import runner as trtmod, tensors
 from jetseg.cli import build_parser
 from jetseg.errors import JetsegError
 from tests.helpers.cuda_emulator import emulated_runtime
-
-PLAN = b"PLAN" * 32     # a stand-in plan: as long as the smallest plan TensorRT could write
-NANO = {"tensorrt": "8.2.1.8", "gpu": "NVIDIA Tegra X1", "compute_capability": (5, 3),
-        "integrated": True, "can_map_host_memory": True, "cuda": "10.2"}
-ORIN = {"tensorrt": "10.3.0.30", "gpu": "Orin", "compute_capability": (8, 7),
-        "integrated": True, "can_map_host_memory": True, "cuda": "12.6"}
-DESKTOP = {"tensorrt": "10.3.0.30", "gpu": "NVIDIA GeForce RTX 3060",
-           "compute_capability": (8, 6), "integrated": False, "can_map_host_memory": True}
-
+from tests.helpers.trt_fakes import (DESKTOP, GENERATIONS, NANO, ORIN, PLAN, Engine10, Engine82,
+                                     FakeBuilderTrt, FakeNet, fake_trt, frame, onnx_with)
+from tests.helpers.trt_fakes import fake_platform as fake_platform_setter
+from tests.helpers.trt_fakes import header as fake_header
 
 # ==== engine file format ==================================================================
 
@@ -91,36 +85,30 @@ def test_newer_header_format_asks_for_upgrade():
 
 
 # ==== guard ===============================================================================
-def _header(facts, **kw):
-    return eng.make_header({}, tensorrt=facts["tensorrt"], gpu=facts["gpu"],
-                           compute_capability=facts["compute_capability"],
-                           precision="fp16", source="camvid.onnx", **kw)
-
-
 def test_guard_accepts_same_trt_release_and_gpu():
-    assert cache.compat_problems(_header(NANO), NANO) == []
+    assert cache.compat_problems(fake_header(NANO), NANO) == []
     other_build = dict(NANO, tensorrt="8.2.1.9")            # same release, other build number
-    assert cache.compat_problems(_header(NANO), other_build) == []
-    cache.check_engine(_header(ORIN), ORIN, "x.engine")
+    assert cache.compat_problems(fake_header(NANO), other_build) == []
+    cache.check_engine(fake_header(ORIN), ORIN, "x.engine")
 
 
 def test_guard_refuses_other_tensorrt_with_rebuild_command():
     with pytest.raises(JetsegError) as e:
-        cache.check_engine(_header(NANO), dict(NANO, tensorrt="8.5.2.2"), "cam.engine")
+        cache.check_engine(fake_header(NANO), dict(NANO, tensorrt="8.5.2.2"), "cam.engine")
     msg = str(e.value)
     assert "built by TensorRT 8.2.1.8 and this is TensorRT 8.5.2.2" in msg
     assert "jetseg build camvid.onnx --precision fp16 -o cam.engine" in msg
 
 
 def test_guard_refuses_other_gpu():
-    probs = cache.compat_problems(_header(NANO), ORIN)
+    probs = cache.compat_problems(fake_header(NANO), ORIN)
     assert any("compute capability 5.3 (NVIDIA Tegra X1) and this GPU is 8.7 (Orin)" in p
                for p in probs)
     same_cc_other_name = dict(DESKTOP, gpu="NVIDIA RTX A2000")
-    probs = cache.compat_problems(_header(DESKTOP), same_cc_other_name)
+    probs = cache.compat_problems(fake_header(DESKTOP), same_cc_other_name)
     assert probs == ["it was built on a NVIDIA GeForce RTX 3060 and this GPU is a NVIDIA RTX "
                      "A2000"]
-    hw = _header(DESKTOP, flags={"hardware_compatible": True})
+    hw = fake_header(DESKTOP, flags={"hardware_compatible": True})
     assert cache.compat_problems(hw, same_cc_other_name) == []
 
 
@@ -153,7 +141,7 @@ class CountingBuild(object):
 
     def __call__(self, onnx_path, out, precision):
         self.calls.append((onnx_path, out, precision))
-        h = _header(self.facts, onnx_sha256=cache.sha256_file(onnx_path))
+        h = fake_header(self.facts, onnx_sha256=cache.sha256_file(onnx_path))
         h["precision"] = precision
         eng.write_engine(out, h, PLAN)
 
@@ -187,7 +175,7 @@ def test_stale_reasons(tmp_path):
     assert cache.engine_is_fresh(path, "h", "fp16", NANO) == (False, "no cached engine yet")
     (tmp_path / "m.engine").write_bytes(b"plain plan")
     assert "no jetseg header" in cache.engine_is_fresh(path, "h", "fp16", NANO)[1]
-    eng.write_engine(path, _header(NANO, onnx_sha256="h"), PLAN)
+    eng.write_engine(path, fake_header(NANO, onnx_sha256="h"), PLAN)
     assert cache.engine_is_fresh(path, "h", "fp16", NANO) == (True, "")
     assert "ONNX model changed" in cache.engine_is_fresh(path, "other", "fp16", NANO)[1]
     assert "built for fp16" in cache.engine_is_fresh(path, "h", "int8", NANO)[1]
@@ -196,11 +184,11 @@ def test_stale_reasons(tmp_path):
 # ==== atomic writes =======================================================================
 def test_failed_engine_write_leaves_old_file_and_no_partial(tmp_path, monkeypatch):
     path = str(tmp_path / "m.engine")
-    eng.write_engine(path, _header(NANO), b"OLD PLAN" * 8)
+    eng.write_engine(path, fake_header(NANO), b"OLD PLAN" * 8)
     monkeypatch.setattr(os, "replace", lambda a, b: (_ for _ in ()).throw(OSError(28, "No "
                                                                            "space left")))
     with pytest.raises(JetsegError, match="cannot write output"):
-        eng.write_engine(path, _header(NANO), b"NEW PLAN" * 1000)
+        eng.write_engine(path, fake_header(NANO), b"NEW PLAN" * 1000)
     assert eng.read_engine(path)[1] == b"OLD PLAN" * 8
     assert os.listdir(str(tmp_path)) == ["m.engine"]
 
@@ -210,37 +198,22 @@ def test_interrupted_engine_write_leaves_nothing(tmp_path, monkeypatch):
         raise KeyboardInterrupt
     monkeypatch.setattr(os, "fsync", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        eng.write_engine(str(tmp_path / "new.engine"), _header(NANO), b"PLAN")
+        eng.write_engine(str(tmp_path / "new.engine"), fake_header(NANO), b"PLAN")
     assert os.listdir(str(tmp_path)) == []
 
 
 # ==== ONNX facts from raw bytes ===========================================================
-def _onnx_with(tmp_path, nodes, meta=None, name="m.onnx"):
-    g = helper.make_graph(nodes, "g",
-                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 6])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 4, 6])],
-                          [numpy_helper.from_array(np.float32(0.5), "s"),
-                           numpy_helper.from_array(np.int8(0), "z"),
-                           numpy_helper.from_array(np.zeros(5000, np.float32), "big")])
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
-    for k, v in (meta or {}).items():
-        m.metadata_props.add(key=k, value=v)
-    p = str(tmp_path / name)
-    onnx.save(m, p)
-    return p
-
-
 def test_onnx_metadata_and_nodes_read_without_onnx_package(tmp_path):
     meta = {"jetseg.classes": json.dumps(NAMES5), "jetseg.precision": '"int8"', "note": "é"}
     qdq = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"], name="quant_in"),
            helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"], name="dequant_in")]
-    p = _onnx_with(tmp_path, qdq, meta)
+    p = onnx_with(tmp_path, qdq, meta)
     assert onnx_proto.read_onnx_metadata(p) == dict((e.key, e.value) for e in
                                              onnx.load(p).metadata_props)
     assert onnx_proto.list_onnx_nodes(p) == [("quant_in", "QuantizeLinear"),
                                       ("dequant_in", "DequantizeLinear")]
     assert onnx_proto.has_qdq(p)
-    plain = _onnx_with(tmp_path, [helper.make_node("Relu", ["x"], ["y"], name="relu_7")],
+    plain = onnx_with(tmp_path, [helper.make_node("Relu", ["x"], ["y"], name="relu_7")],
                        name="plain.onnx")
     assert not onnx_proto.has_qdq(plain) and onnx_proto.read_onnx_metadata(plain) == {}
     with pytest.raises(JetsegError, match="not a readable ONNX"):
@@ -278,7 +251,7 @@ needs_no_trt = pytest.mark.skipif(_has_trt(), reason="TensorRT is installed here
 @needs_no_trt
 def test_build_without_tensorrt_is_one_line_exit_2(tmp_path, capsys, keep_logging):
     from jetseg.cli.common import run_guarded
-    model = _onnx_with(tmp_path, [helper.make_node("Relu", ["x"], ["y"])], name="x.onnx")
+    model = onnx_with(tmp_path, [helper.make_node("Relu", ["x"], ["y"])], name="x.onnx")
     rc = run_guarded(build_parser(), lambda a: a.func(a), ["build", model])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1
@@ -298,10 +271,10 @@ def test_build_subcommand_through_the_real_cli_when_wired(tmp_path):
 
 @needs_no_trt
 def test_tensorrt_backend_on_onnx_and_engine_names_tensorrt_and_fix(tmp_path):
-    model = _onnx_with(tmp_path, [helper.make_node("Relu", ["x"], ["y"])])
+    model = onnx_with(tmp_path, [helper.make_node("Relu", ["x"], ["y"])])
     for path in (model, str(tmp_path / "m.engine")):
         if path.endswith(".engine"):
-            eng.write_engine(path, _header(NANO), PLAN)
+            eng.write_engine(path, fake_header(NANO), PLAN)
         with pytest.raises(JetsegError) as e:
             open_backend(path, "tensorrt" if path.endswith(".onnx") else "auto")
         assert "TensorRT" in str(e.value) and "--backend onnxruntime" in str(e.value)
@@ -311,7 +284,7 @@ def test_auto_backend_runs_onnx_as_engine_only_on_a_jetson_with_tensorrt(tmp_pat
                                                                        monkeypatch):
     import importlib.util
     pytest.importorskip("onnxruntime")
-    model = _onnx_with(tmp_path, [helper.make_node("Relu", ["x"], ["y"])])
+    model = onnx_with(tmp_path, [helper.make_node("Relu", ["x"], ["y"])])
     assert open_backend(model).name == "onnxruntime"               # this desktop
     real_exists, real_find = os.path.exists, importlib.util.find_spec
     monkeypatch.setattr(os.path, "exists", lambda p: p == "/etc/nv_tegra_release" or
@@ -326,161 +299,6 @@ def test_auto_backend_runs_onnx_as_engine_only_on_a_jetson_with_tensorrt(tmp_pat
 
 
 # ==== API-shape tests: our dispatch against recording fakes ===============================
-def _view(addr, shape, dtype):
-    n = int(np.prod(shape))
-    raw = (ctypes.c_uint8 * (n * np.dtype(dtype).itemsize)).from_address(addr)
-    return np.frombuffer(raw, dtype, n).reshape(shape)
-
-
-class FakeNet(object):
-    """What the fake engines 'compute': scores = 2 * image, classes = argmax over C."""
-
-    def __init__(self, h=4, w=6, dynamic=False, classes_dtype=np.int64):
-        self.h, self.w, self.dynamic, self.cdt = h, w, dynamic, classes_dtype
-        self.names = ["image", "scores", "classes"]
-        self.set_shape = None
-        self.executions = 0
-
-    def engine_shape(self, name):
-        h, w = (-1, -1) if self.dynamic else (self.h, self.w)
-        return {"image": (1, 3, h, w), "scores": (1, 3, h, w), "classes": (1, h, w)}[name]
-
-    def context_shape(self, name):
-        if self.dynamic and self.set_shape is None:
-            return self.engine_shape(name)
-        h, w = (self.set_shape[2], self.set_shape[3]) if self.dynamic else (self.h, self.w)
-        return {"image": (1, 3, h, w), "scores": (1, 3, h, w), "classes": (1, h, w)}[name]
-
-    def dtype(self, name):
-        return {"image": np.float32, "scores": np.float32, "classes": self.cdt}[name]
-
-    def compute(self, addr):
-        x = _view(addr["image"], self.context_shape("image"), np.float32)
-        _view(addr["scores"], self.context_shape("scores"), np.float32)[...] = 2 * x
-        _view(addr["classes"], self.context_shape("classes"), self.cdt)[...] = x.argmax(1)
-        self.executions += 1
-        return True
-
-
-class Context10(object):
-    def __init__(self, net):
-        self.net, self.calls, self.addr = net, [], {}
-
-    def set_input_shape(self, name, shape):
-        self.calls.append(("set_input_shape", name, tuple(shape)))
-        self.net.set_shape = tuple(shape)
-        return True
-
-    def get_tensor_shape(self, name):
-        return self.net.context_shape(name)
-
-    def set_tensor_address(self, name, ptr):
-        self.calls.append(("set_tensor_address", name))
-        self.addr[name] = ptr
-        return True
-
-    def execute_async_v3(self, stream_handle):
-        self.calls.append(("execute_async_v3", stream_handle))
-        return self.net.compute(self.addr)
-
-
-class Engine10(object):
-    """Named-tensor generation (TensorRT 10): no binding methods at all."""
-
-    def __init__(self, net, trt):
-        self.net, self.trt = net, trt
-        self.num_io_tensors = 3
-
-    def get_tensor_name(self, i):
-        return self.net.names[i]
-
-    def get_tensor_mode(self, name):
-        m = self.trt.TensorIOMode
-        return m.INPUT if name == "image" else m.OUTPUT
-
-    def get_tensor_shape(self, name):
-        return self.net.engine_shape(name)
-
-    def get_tensor_dtype(self, name):
-        return self.net.dtype(name)
-
-    def create_execution_context(self):
-        self.context = Context10(self.net)
-        return self.context
-
-
-class Context82(object):
-    def __init__(self, net):
-        self.net, self.calls = net, []
-
-    def set_binding_shape(self, index, shape):
-        self.calls.append(("set_binding_shape", index, tuple(shape)))
-        self.net.set_shape = tuple(shape)
-        return True
-
-    def get_binding_shape(self, index):
-        return self.net.context_shape(self.net.names[index])
-
-    def execute_async_v2(self, bindings, stream_handle):
-        self.calls.append(("execute_async_v2", list(bindings), stream_handle))
-        return self.net.compute(dict(zip(self.net.names, bindings)))
-
-
-class Engine82(object):
-    """Binding-index generation (TensorRT 8.2, JetPack 4.6)."""
-
-    def __init__(self, net, trt=None):
-        self.net = net
-        self.num_bindings = 3
-
-    def get_binding_name(self, i):
-        return self.net.names[i]
-
-    def binding_is_input(self, i):
-        return i == 0
-
-    def get_binding_shape(self, i):
-        return self.net.engine_shape(self.net.names[i])
-
-    def get_binding_dtype(self, i):
-        return self.net.dtype(self.net.names[i])
-
-    def create_execution_context(self):
-        self.context = Context82(self.net)
-        return self.context
-
-
-class Context85(Context10, Context82):
-    def __init__(self, net):
-        Context10.__init__(self, net)
-
-
-class Engine85(Engine10, Engine82):
-    """TensorRT 8.5: both generations present; jetseg must pick the named tensors."""
-
-    def __init__(self, net, trt):
-        Engine10.__init__(self, net, trt)
-        self.num_bindings = 3
-
-    def create_execution_context(self):
-        self.context = Context85(self.net)
-        return self.context
-
-
-def fake_trt(version):
-    return SimpleNamespace(__version__=version, nptype=lambda t: t,
-                           TensorIOMode=SimpleNamespace(INPUT="INPUT", OUTPUT="OUTPUT"))
-
-
-GENERATIONS = [("8.2.1.8", Engine82, np.int32, "execute_async_v2"),
-               ("8.5.2.2", Engine85, np.int32, "execute_async_v3"),
-               ("10.3.0.30", Engine10, np.int64, "execute_async_v3")]
-
-
-def _frame(h=4, w=6, seed=0):
-    return np.random.RandomState(seed).rand(1, 3, h, w).astype(np.float32)
-
-
 @pytest.mark.parametrize("version,engine_cls,cdt,execute", GENERATIONS)
 def test_api_shape_dispatch_per_generation(version, engine_cls, cdt, execute):
     rt, lib = emulated_runtime(integrated=False)
@@ -491,7 +309,7 @@ def test_api_shape_dispatch_per_generation(version, engine_cls, cdt, execute):
     assert [t.name for t in b.inputs] == ["image"] and b.inputs[0].shape == [1, 3, 4, 6]
     assert [(t.name, t.dtype) for t in b.outputs] == [("scores", "float32"),
                                                       ("classes", np.dtype(cdt).name)]
-    x = _frame()
+    x = frame()
     out = b.run({"image": x})
     np.testing.assert_array_equal(out["scores"], 2 * x)
     np.testing.assert_array_equal(out["classes"], x.argmax(1))
@@ -523,7 +341,7 @@ def test_api_shape_memory_placement_and_no_per_frame_allocation(props, copies):
     allocs = [c for c in lib.calls if c in ("cudaMalloc", "cudaHostAlloc")]
     start = len(lib.calls)
     for i in range(3):
-        x = _frame(seed=i)
+        x = frame(seed=i)
         out = b.run({"image": x})
         np.testing.assert_array_equal(out["classes"], x.argmax(1))
     per_frame = lib.calls[start:]
@@ -538,13 +356,13 @@ def test_api_shape_outputs_copied_unless_reuse_requested():
     rt, _ = emulated_runtime()
     trt = fake_trt("10.3.0.30")
     b = trtmod.TrtBackend(Engine10(FakeNet(), trt), trt=trt, rt=rt, props=DESKTOP)
-    first = b.run({"image": _frame(seed=1)})["scores"]
+    first = b.run({"image": frame(seed=1)})["scores"]
     keep = first.copy()
-    b.run({"image": _frame(seed=2)})
+    b.run({"image": frame(seed=2)})
     np.testing.assert_array_equal(first, keep)          # a held result is not overwritten
     r = trtmod.TrtBackend(Engine10(FakeNet(), trt), trt=trt, rt=rt, props=DESKTOP,
                                       reuse_outputs=True)
-    assert r.run({"image": _frame()})["scores"] is r.run({"image": _frame()})["scores"]
+    assert r.run({"image": frame()})["scores"] is r.run({"image": frame()})["scores"]
 
 
 @pytest.mark.parametrize("version,engine_cls", [("8.2.1.8", Engine82), ("10.3.0.30", Engine10)])
@@ -557,7 +375,7 @@ def test_api_shape_dynamic_input_sets_shape_and_reallocates_once_per_size(versio
     assert b.inputs[0].shape == [1, 3, None, None]
     setter = "set_binding_shape" if version.startswith("8") else "set_input_shape"
     for h, w in ((4, 6), (4, 6), (8, 10)):
-        x = _frame(h, w)
+        x = frame(h, w)
         np.testing.assert_array_equal(b.run({"image": x})["classes"], x.argmax(1))
     sets = [c for c in e.context.calls if c[0] == setter]
     assert [c[-1] for c in sets] == [(1, 3, 4, 6), (1, 3, 8, 10)]
@@ -572,9 +390,9 @@ def test_api_shape_bad_feeds_are_jetseg_errors():
     with pytest.raises(JetsegError, match="no value for engine input 'image'"):
         b.run({})
     with pytest.raises(JetsegError, match=r"has shape \(1, 3, 5, 6\); the engine takes"):
-        b.run({"image": _frame(5, 6)})
+        b.run({"image": frame(5, 6)})
     with pytest.raises(JetsegError, match="feed float32"):
-        b.run({"image": _frame().astype(np.complex64)})
+        b.run({"image": frame().astype(np.complex64)})
     with pytest.raises(JetsegError, match="unknown memory placement 'gpu'"):
         trtmod.TrtBackend(Engine10(FakeNet(), trt), trt=trt, rt=rt, props=DESKTOP,
                                       memory="gpu")
@@ -586,116 +404,9 @@ def test_api_shape_unknown_generation_is_refused():
 
 
 # ==== API-shape tests of the builder ======================================================
-class FakeBuilderTrt(object):
-    """Mimics the names the builder path uses in one TensorRT generation and records every
-    call; ``Runtime`` hands back a fake engine of that generation."""
-
-    def __init__(self, version, fast_fp16=True, fast_int8=True, dla_cores=0, parse_errors=()):
-        gen = int(version.split(".")[0]) * 10 + int(version.split(".")[1])
-        self.__version__, self.calls = version, []
-        self.nptype = lambda t: t
-        self.TensorIOMode = SimpleNamespace(INPUT="INPUT", OUTPUT="OUTPUT")
-        self.Logger = type("Logger", (), {"WARNING": 2, "__init__": lambda s, lvl: None})
-        if gen < 110:
-            self.NetworkDefinitionCreationFlag = SimpleNamespace(EXPLICIT_BATCH=0)
-            self.BuilderFlag = SimpleNamespace(FP16="FP16", INT8="INT8",
-                                               GPU_FALLBACK="GPU_FALLBACK")
-        else:
-            self.BuilderFlag = SimpleNamespace(GPU_FALLBACK="GPU_FALLBACK")
-        if gen >= 84:
-            self.MemoryPoolType = SimpleNamespace(WORKSPACE="WORKSPACE")
-        self.DeviceType = SimpleNamespace(DLA="DLA", GPU="GPU")
-        self.gen, self.fast = gen, (fast_fp16, fast_int8)
-        self.dla_cores, self.parse_errors = dla_cores, list(parse_errors)
-        self.engine_cls = Engine82 if gen < 85 else Engine10
-        self.plans = []
-        trt = self
-
-        class Config(object):
-            def __init__(self):
-                self.flags, self.cache_blob = [], None
-                if trt.gen < 84:
-                    self.max_workspace_size = 0
-
-            def set_flag(self, f):
-                trt.calls.append(("set_flag", f))
-                self.flags.append(f)
-
-            def create_timing_cache(self, blob):
-                trt.calls.append(("create_timing_cache", bytes(blob)))
-                return "cache"
-
-            def set_timing_cache(self, cache, ignore_mismatch):
-                trt.calls.append(("set_timing_cache", cache, ignore_mismatch))
-                return True
-
-            def get_timing_cache(self):
-                return SimpleNamespace(serialize=lambda: b"TIMING")
-
-            def add_optimization_profile(self, p):
-                trt.calls.append(("add_optimization_profile",))
-
-            def __setattr__(self, k, v):
-                if k not in ("flags", "cache_blob"):
-                    trt.calls.append(("config." + k, v))
-                object.__setattr__(self, k, v)
-
-        if gen >= 84:
-            Config.set_memory_pool_limit = lambda s, pool, n: trt.calls.append(
-                ("set_memory_pool_limit", pool, n))
-        self.Config = Config
-
-    def Builder(self, logger):
-        trt = self
-        b = SimpleNamespace(num_DLA_cores=self.dla_cores)
-        if self.gen < 110:
-            b.platform_has_fast_fp16, b.platform_has_fast_int8 = self.fast
-        b.create_network = lambda flags: (trt.calls.append(("create_network", flags)) or
-                                          SimpleNamespace(num_inputs=1, get_input=lambda i:
-                                          SimpleNamespace(name="x", shape=(1, 3, 4, 6))))
-        b.create_builder_config = lambda: trt.Config()
-
-        def build(network, config):
-            trt.calls.append(("build_serialized_network",))
-            plan = b"PLAN:" + json.dumps(config.flags).encode() + PLAN
-            trt.plans.append(plan)
-            return plan
-        b.build_serialized_network = build
-        return b
-
-    def OnnxParser(self, network, logger):
-        errors = self.parse_errors
-
-        def error(i):
-            idx, desc = errors[i]
-            return SimpleNamespace(node=lambda: idx, desc=lambda: desc)
-        return SimpleNamespace(parse_from_file=lambda p: not errors, num_errors=len(errors),
-                               get_error=error)
-
-    def Runtime(self, logger):
-        trt = self
-
-        def deserialize(plan):
-            trt.calls.append(("deserialize_cuda_engine", bytes(plan)))
-            return None if plan.startswith(b"BAD") else trt.engine_cls(FakeNet(), trt)
-        return SimpleNamespace(deserialize_cuda_engine=deserialize)
-
-
 @pytest.fixture
 def fake_platform(monkeypatch):
-    """Route import_tensorrt / platform_facts / cuda.runtime to fakes; returns a setter."""
-    state = {}
-
-    def use(trt, facts):
-        rt, lib = emulated_runtime(integrated=facts["integrated"],
-                                   cc=facts["compute_capability"])
-        state.update(trt=trt, facts=dict(facts, tensorrt=trt.__version__), lib=lib)
-        monkeypatch.setattr(plat, "import_tensorrt", lambda: trt)
-        monkeypatch.setattr(plat, "platform_facts", lambda t=None, r=None: state["facts"])
-        monkeypatch.setattr(plat, "_LOGGER", [])
-        monkeypatch.setattr(cuda, "runtime", lambda: rt)
-        return state["facts"]
-    return use
+    return fake_platform_setter(monkeypatch)
 
 
 @pytest.mark.parametrize("version,workspace_call,batch_flag", [
@@ -708,7 +419,7 @@ def test_api_shape_build_engine_per_generation(tmp_path, fake_platform, version,
     trt = FakeBuilderTrt(version)
     facts = fake_platform(trt, NANO if version.startswith("8") else ORIN)
     meta = {"jetseg.classes": json.dumps(NAMES5)}
-    model = _onnx_with(tmp_path, [helper.make_node("Relu", ["x"], ["y"])], meta)
+    model = onnx_with(tmp_path, [helper.make_node("Relu", ["x"], ["y"])], meta)
     out = build_engine(model, precision="fp16", workspace_mb=256,
                        timing_cache=str(tmp_path / "t.cache"), facts=facts)
     # D5: strongly typed TensorRT 11 builds this fp32 ONNX as fp32, and says so
@@ -754,7 +465,7 @@ def test_api_shape_parser_errors_name_the_node(tmp_path, fake_platform):
     from jetseg.backends.tensorrt.build import build_engine
     trt = FakeBuilderTrt("8.2.1.8", parse_errors=[(1, "Unsupported ONNX op GridSample")])
     facts = fake_platform(trt, NANO)
-    model = _onnx_with(tmp_path, [helper.make_node("Relu", ["x"], ["r"], name="relu_1"),
+    model = onnx_with(tmp_path, [helper.make_node("Relu", ["x"], ["r"], name="relu_1"),
                                   helper.make_node("Relu", ["r"], ["y"], name="grid_7")])
     with pytest.raises(JetsegError) as e:
         build_engine(model, facts=facts)
@@ -767,8 +478,8 @@ def test_precision_decisions(tmp_path, fake_platform):
     from jetseg.backends.tensorrt.build import build_engine, precision_plan
     qdq_nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]),
                  helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"])]
-    qdq = _onnx_with(tmp_path, qdq_nodes, name="q.onnx")
-    plain = _onnx_with(tmp_path, [helper.make_node("Relu", ["x"], ["y"])], name="p.onnx")
+    qdq = onnx_with(tmp_path, qdq_nodes, name="q.onnx")
+    plain = onnx_with(tmp_path, [helper.make_node("Relu", ["x"], ["y"])], name="p.onnx")
     nano = FakeBuilderTrt("8.2.1.8", fast_fp16=True, fast_int8=False)
     facts = fake_platform(nano, NANO)
     with pytest.raises(JetsegError) as e:
@@ -791,7 +502,7 @@ def test_precision_decisions(tmp_path, fake_platform):
 
 def test_dla_decisions(tmp_path, fake_platform):
     from jetseg.backends.tensorrt.build import build_engine
-    model = _onnx_with(tmp_path, [helper.make_node("Relu", ["x"], ["y"])])
+    model = onnx_with(tmp_path, [helper.make_node("Relu", ["x"], ["y"])])
     facts = fake_platform(FakeBuilderTrt("8.2.1.8"), NANO)
     with pytest.raises(JetsegError, match="no DLA"):
         build_engine(model, dla_core=0, facts=facts)
@@ -815,7 +526,7 @@ def test_api_shape_onnx_through_engine_cache_into_segmenter(tmp_path, fake_platf
     trt = FakeBuilderTrt("10.3.0.30")
     fake_platform(trt, ORIN)
     meta = {"jetseg.classes": json.dumps(["sky", "road", "car"])}
-    model = _onnx_with(tmp_path, [helper.make_node("Relu", ["x"], ["y"])], meta,
+    model = onnx_with(tmp_path, [helper.make_node("Relu", ["x"], ["y"])], meta,
                        name="cam.onnx")
     seg = Segmenter(model, backend="tensorrt")
     assert seg.classes == ["sky", "road", "car"] and seg.backend.name == "tensorrt"
@@ -840,7 +551,7 @@ def test_api_shape_engine_from_other_trt_is_refused_before_deserializing(tmp_pat
     trt = FakeBuilderTrt("10.3.0.30")
     fake_platform(trt, ORIN)
     p = str(tmp_path / "old.engine")
-    eng.write_engine(p, _header(dict(ORIN, tensorrt="8.6.2.3")), PLAN)
+    eng.write_engine(p, fake_header(dict(ORIN, tensorrt="8.6.2.3")), PLAN)
     with pytest.raises(JetsegError, match="built by TensorRT 8.6.2.3 and this is TensorRT "
                                           "10.3.0.30.*jetseg build camvid.onnx"):
         open_backend(p)
