@@ -13,12 +13,13 @@ TensorRT (``jetseg doctor --selftest``).
 """
 import json
 import os
+import re
 from types import SimpleNamespace
 
 import numpy as np
 import onnx
 import pytest
-from onnx import helper
+from onnx import helper, numpy_helper
 
 from tests.helpers.common import NAMES5, run_cli
 from jetseg.backends import cuda_buffers
@@ -565,3 +566,257 @@ def test_api_shape_engine_from_other_trt_is_refused_before_deserializing(tmp_pat
     assert b.metadata == {} and b.header is None
     assert ("deserialize_cuda_engine", b"PLAN from trtexec") in trt.calls
     b.close()
+
+
+# ==== issue 11 defects ====================================================================
+def _warnings(log):
+    import logging
+    seen = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())
+    log.handlers[:] = [handler]
+    log.setLevel(logging.WARNING)
+    return seen
+
+
+def test_d4_engine_written_before_timing_cache_and_a_bad_cache_is_a_warning(
+        tmp_path, fake_platform, keep_logging):
+    seen = _warnings(keep_logging)
+    trt = FakeBuilderTrt("10.3.0.30")
+    facts = fake_platform(trt, ORIN)
+    trt.Config.set_timing_cache = lambda self, c, ignore: (
+        trt.calls.append(("set_timing_cache", c)) or c != "from-damaged-blob")
+    trt.Config.create_timing_cache = lambda self, blob: (
+        trt.calls.append(("create_timing_cache", bytes(blob))) or
+        ("from-damaged-blob" if blob else "empty"))
+    trt.Config.get_timing_cache = lambda self: None        # TensorRT handed nothing back
+    model = onnx_with(tmp_path, [helper.make_node("Relu", ["x"], ["y"])])
+    cache_file = tmp_path / "t.cache"
+    cache_file.write_bytes(b"damaged timing cache")
+    out = build_engine_for_test(model, facts, timing_cache=str(cache_file))
+    header, plan = eng.read_engine(out)                  # the finished engine was kept
+    assert plan == trt.plans[0] and header["precision"] == "fp16"
+    assert ("create_timing_cache", b"") in trt.calls     # refused cache -> an empty one
+    assert [c for c in trt.calls if c[0] == "set_timing_cache"][-1] == \
+        ("set_timing_cache", "empty")
+    assert any("cannot use the timing cache" in w for w in seen)
+    assert any("timing cache" in w and "not saved" in w for w in seen)
+    assert cache_file.read_bytes() == b"damaged timing cache"     # left alone
+
+
+def build_engine_for_test(model, facts, **kw):
+    from jetseg.backends.tensorrt.build import build_engine
+    return build_engine(model, facts=facts, **kw)
+
+
+def _fp16_onnx(tmp_path, name="half.onnx"):
+    """A graph whose weights are float16 between float32 I/O casts, as ONNX Runtime's
+    float16 converter (what jetseg export --precision fp16 uses) leaves it."""
+    w = numpy_helper.from_array(np.ones((3, 3, 1, 1), np.float16), "w")
+    nodes = [helper.make_node("Cast", ["x"], ["xh"], to=onnx.TensorProto.FLOAT16),
+             helper.make_node("Conv", ["xh", "w"], ["yh"]),
+             helper.make_node("Cast", ["yh"], ["y"], to=onnx.TensorProto.FLOAT)]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info(
+        "x", onnx.TensorProto.FLOAT, [1, 3, 4, 6])], [helper.make_tensor_value_info(
+            "y", onnx.TensorProto.FLOAT, [1, 3, 4, 6])], [w])
+    p = str(tmp_path / name)
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), p)
+    return p
+
+
+def test_d5_graph_precision_from_the_weights(tmp_path):
+    from tests.helpers.tinymodels import TinyNet
+    fp32 = TinyNet(width=32, height=24).save(tmp_path / "tiny.onnx")
+    assert onnx_proto.graph_precision(fp32) == "fp32"
+    assert onnx_proto.graph_precision(_fp16_onnx(tmp_path)) == "fp16"
+    pytest.importorskip("onnxruntime.transformers.float16")
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+    half = convert_float_to_float16(onnx.load(fp32), keep_io_types=True)
+    onnx.save(half, str(tmp_path / "tiny16.onnx"))
+    assert onnx_proto.graph_precision(str(tmp_path / "tiny16.onnx")) == "fp16"
+    qdq = onnx_with(tmp_path, [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]),
+                               helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"])],
+                    name="q.onnx")
+    assert onnx_proto.graph_precision(qdq) == "int8"
+
+
+def test_d5_strongly_typed_tensorrt_records_the_precision_it_builds(tmp_path, fake_platform,
+                                                                   keep_logging):
+    seen = _warnings(keep_logging)
+    trt11 = FakeBuilderTrt("11.0.0.1")
+    facts = fake_platform(trt11, ORIN)
+    fp32 = onnx_with(tmp_path, [helper.make_node("Relu", ["x"], ["y"])], name="cam.onnx")
+    out = build_engine_for_test(fp32, facts, precision="fp16")
+    assert out.endswith("cam.fp32.engine") and eng.read_header(out)["precision"] == "fp32"
+    assert any("the engine is fp32, not fp16" in w for w in seen)
+    b = open_backend(fp32, "tensorrt")                    # the cache says it too
+    assert ".fp32.orin-sm87." in b.engine_path and b.metadata["jetseg.precision"] == '"fp32"'
+    b.close()
+    half = _fp16_onnx(tmp_path)
+    out = build_engine_for_test(half, facts)
+    assert eng.read_header(out)["precision"] == "fp16" and out.endswith("half.fp16.engine")
+    assert not [c for c in trt11.calls if c[0] == "set_flag"]     # no flags: its own types
+    trt10 = FakeBuilderTrt("10.3.0.30")                   # weakly typed: flags choose
+    facts = fake_platform(trt10, ORIN)
+    out = build_engine_for_test(half, facts, precision="fp32", out=str(tmp_path / "h.engine"))
+    assert eng.read_header(out)["precision"] == "fp16" and ("set_flag", "FP16") in trt10.calls
+
+
+def test_d6_dla_core_set_on_the_runtime_before_deserializing(tmp_path, fake_platform):
+    trt = FakeBuilderTrt("8.5.2.2", dla_cores=2)
+    fake_platform(trt, dict(NANO, gpu="Xavier", compute_capability=(7, 2)))
+    p = str(tmp_path / "dla.engine")
+    eng.write_engine(p, fake_header(dict(NANO, tensorrt="8.5.2.2", gpu="Xavier",
+                                         compute_capability=(7, 2)),
+                                    flags={"dla_core": 1}), PLAN)
+    open_backend(p).close()
+    names = [c[0] for c in trt.calls]
+    assert ("runtime.DLA_core", 1) in trt.calls
+    assert names.index("runtime.DLA_core") < names.index("deserialize_cuda_engine")
+    trt.calls[:] = []
+    p2 = str(tmp_path / "gpu.engine")
+    eng.write_engine(p2, fake_header(dict(NANO, tensorrt="8.5.2.2", gpu="Xavier",
+                                          compute_capability=(7, 2))), PLAN)
+    open_backend(p2).close()
+    assert not [c for c in trt.calls if c[0] == "runtime.DLA_core"]
+
+
+def test_d9_close_drops_every_tensorrt_reference():
+    import gc
+    import weakref
+    rt, lib = emulated_runtime()
+    trt = fake_trt("10.3.0.30")
+    e = Engine10(FakeNet(), trt)
+    ref = weakref.ref(e)
+    b = trtmod.TrtBackend(e, trt=trt, rt=rt, props=DESKTOP)
+    b.run({"image": frame()})
+    del e
+    b.close()
+    gc.collect()
+    assert ref() is None and b.io is None and b.context is None and lib.mem == {}
+
+
+def test_d9_a_refused_tensor_address_is_an_error():
+    from tests.helpers.trt_fakes import Context10
+
+    class Refusing(Context10):
+        def set_tensor_address(self, name, ptr):
+            return False
+    rt, _ = emulated_runtime()
+    trt = fake_trt("10.3.0.30")
+    e = Engine10(FakeNet(), trt)
+    with pytest.raises(JetsegError, match="refused the buffer address for tensor 'image'"):
+        trtmod.TrtBackend(e, trt=trt, rt=rt, props=DESKTOP, context=Refusing(e.net))
+
+
+def _raw_engine(tmp_path, header_text, plan=PLAN, name="bad.engine"):
+    blob = header_text.encode("utf-8")
+    p = tmp_path / name
+    p.write_bytes(eng.MAGIC + eng._LEN.pack(len(blob)) + blob + plan)
+    return str(p)
+
+
+def _good_header_json(**changes):
+    h = fake_header(NANO, onnx_sha256="h")
+    h.update(changes)
+    return json.dumps(h)
+
+
+@pytest.mark.parametrize("text,why", [
+    ('{"format": 1, "x": ' + "[" * 200000 + "]" * 200000 + "}", "not valid JSON"),
+    (_good_header_json(compute_capability="abc"), "compute_capability is 'abc'"),
+    (_good_header_json(compute_capability={}), "compute_capability is {}"),
+    (_good_header_json(compute_capability=[8]), "compute_capability is [8]"),
+    (_good_header_json(compute_capability=[8, "x"]), "compute_capability"),
+    (_good_header_json(flags=["dla_core", 1]), "flags are not a JSON object"),
+    (_good_header_json(metadata="jetseg.classes"), "metadata is not a map of strings"),
+    (_good_header_json(metadata={"jetseg.classes": ["sky"]}), "metadata is not a map"),
+    (_good_header_json(format="2"), "header format is '2'"),
+    (_good_header_json(format=True), "header format is True"),
+    (_good_header_json(tensorrt=8.2), "tensorrt is 8.2, not text"),
+    (_good_header_json(precision="fp8"), "unknown precision 'fp8'"),
+    (_good_header_json(plan_size=7), "the plan is 128 bytes and its header says 7"),
+    ("[1, 2]", "not a JSON object"),
+])
+def test_d10_damaged_headers_are_jetseg_errors_and_stale_never_tracebacks(tmp_path, text, why):
+    p = _raw_engine(tmp_path, text)
+    for read in (eng.read_engine, eng.read_header, eng.describe_engine_file):
+        with pytest.raises(JetsegError, match=re.escape(why)) as e:
+            read(p)
+        assert "jetseg build" in str(e.value)
+    fresh, reason = cache.engine_is_fresh(p, "h", "fp16", NANO)
+    assert fresh is False and reason.startswith("stale: the cached engine is unreadable")
+    try:
+        header = json.loads(text)
+    except RecursionError:
+        return
+    if isinstance(header, dict) and "plan_size" not in header:
+        with pytest.raises(JetsegError):        # the same header handed to the guard itself
+            cache.check_engine(header, NANO, p)
+
+
+@pytest.mark.parametrize("plan,why", [(b"", "plan after it is missing"),
+                                      (b"P", "a 1-byte plan cannot be a TensorRT engine")])
+def test_d10_a_header_without_a_real_plan_is_not_fresh(tmp_path, plan, why):
+    p = _raw_engine(tmp_path, _good_header_json(), plan=plan)
+    fresh, reason = cache.engine_is_fresh(p, "h", "fp16", NANO)
+    assert fresh is False and why in reason
+    with pytest.raises(JetsegError, match=why):
+        eng.read_engine(p)
+
+
+def test_d10_a_damaged_cached_engine_is_rebuilt_not_a_crash(tmp_path):
+    model = tmp_path / "camvid.onnx"
+    model.write_bytes(b"onnx v1")
+    build = CountingBuild(NANO)
+    p = cache.ensure_engine(str(model), "fp16", NANO, build)
+    _raw_engine(tmp_path, _good_header_json(compute_capability="abc"),
+                name=os.path.basename(p))
+    assert cache.ensure_engine(str(model), "fp16", NANO, build) == p
+    assert len(build.calls) == 2 and eng.read_header(p)["compute_capability"] == [5, 3]
+
+
+@needs_no_trt
+def test_d10_engine_facts_read_without_tensorrt(tmp_path):
+    p = eng.write_engine(str(tmp_path / "m.engine"), fake_header(
+        NANO, flags={"workspace_mb": 512, "dla_core": None}), PLAN)
+    lines = dict(eng.describe_engine_file(p))
+    assert lines["engine"].startswith("jetseg engine") and lines["tensorrt"] == "8.2.1.8"
+    assert lines["gpu"] == "NVIDIA Tegra X1 (compute capability 5.3)"
+    assert lines["precision"] == "fp16" and lines["flags"] == '{"workspace_mb": 512}'
+    plain = tmp_path / "trtexec.plan"
+    plain.write_bytes(PLAN)
+    assert dict(eng.describe_engine_file(str(plain)))["engine"].startswith("plain TensorRT")
+
+
+# ==== plain plans with a sidecar (jetseg build --plain) ===================================
+def test_plain_build_writes_a_bare_plan_and_sidecar_that_the_runtime_and_guard_read(
+        tmp_path, fake_platform):
+    trt = FakeBuilderTrt("10.3.0.30")
+    facts = fake_platform(trt, ORIN)
+    meta = {"jetseg.classes": json.dumps(["sky", "road", "car"])}
+    model = onnx_with(tmp_path, [helper.make_node("Relu", ["x"], ["y"])], meta, "cam.onnx")
+    out = build_engine_for_test(model, facts, precision="fp16", plain=True,
+                                out=str(tmp_path / "cam.plan"))
+    with open(out, "rb") as f:
+        assert f.read() == trt.plans[0]                 # byte for byte what TensorRT wrote
+    side = json.loads((tmp_path / "cam.plan.json").read_text())
+    assert side["metadata"] == meta and side["tensorrt"] == "10.3.0.30"
+    assert side["plan_size"] == len(trt.plans[0]) and side["precision"] == "fp16"
+    assert dict(eng.describe_engine_file(out))["engine"].startswith("plain TensorRT plan "
+                                                                     "with facts")
+    b = open_backend(out)                               # runtime: facts from the sidecar
+    assert b.header["onnx_sha256"] == cache.sha256_file(model)
+    assert json.loads(b.metadata["jetseg.classes"]) == ["sky", "road", "car"]
+    b.close()
+    assert cache.engine_is_fresh(out, cache.sha256_file(model), "fp16", facts) == (True, "")
+    fake_platform(FakeBuilderTrt("10.4.0.1"), ORIN)     # guard: another TensorRT
+    with pytest.raises(JetsegError, match="built by TensorRT 10.3.0.30 and this is TensorRT "
+                                          r"10.4.0.1.*--plain -o"):
+        open_backend(out)
+    fake_platform(trt, ORIN)
+    with open(out, "r+b") as f:                         # the plan replaced, sidecar left over
+        f.write(b"X")
+    with pytest.raises(JetsegError, match="describes another plan"):
+        open_backend(out)
+    assert build_parser().parse_args(["build", model, "--plain"]).plain is True
