@@ -1,5 +1,6 @@
 """ONNX Runtime backend: CPU always; CUDA / TensorRT execution providers when installed."""
 import os
+import re
 
 from jetseg.errors import JetsegError, log
 from jetseg.core.modelinfo import TensorDesc
@@ -72,8 +73,12 @@ def _desc(nodes):
     return out
 
 
-def _one_line(e, limit=400):
-    text = " ".join(str(e).split()) or type(e).__name__
+_SOURCE_REF = re.compile(r"\S+\.(?:h|cc|cpp):\d+ [\w:~<>, ]+\([^)]*\)(?: const)? ?")
+
+
+def _one_line(e, limit=500):
+    """ORT's message on one line, without its source file/function references."""
+    text = _SOURCE_REF.sub("", " ".join(str(e).split())) or type(e).__name__
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
@@ -102,6 +107,8 @@ class OrtBackend(Backend):
                               fix="the file is truncated, corrupt or not ONNX: copy or export "
                                   "it again (jetseg export)")
         self.path = path
+        self._run_options = ort.RunOptions()
+        self._run_options.log_severity_level = 4      # failures are reported as JetsegError
         self.providers = self.session.get_providers()
         self.inputs = _desc(self.session.get_inputs())
         self.outputs = _desc(self.session.get_outputs())
@@ -111,7 +118,7 @@ class OrtBackend(Backend):
 
     def _run(self, feeds, names):
         try:
-            values = self.session.run(names, feeds)
+            values = self.session.run(names, feeds, self._run_options)
         except Exception as e:          # the feeds matched the declared inputs: ORT says why
             raise JetsegError("ONNX Runtime failed: {}".format(_one_line(e)), path=self.path,
                               fix="the inputs match the model's declared names, types and "
