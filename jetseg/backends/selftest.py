@@ -105,13 +105,13 @@ def tensorrt_selftest(line, rt):
     network = builder.create_network(explicit_batch_flags(trt))
     image = network.add_input("image", trt.float32, (1, 3, 8, 8))
     layer = network.add_elementwise(image, image, trt.ElementWiseOperation.SUM)
-    scores = layer.get_output(0)
-    scores.name = "scores"
-    layer = network.add_topk(scores, trt.TopKOperation.MAX, 1, 1 << 1)
-    classes = layer.get_output(1)
-    classes.name = "classes"
-    network.mark_output(scores)
-    network.mark_output(classes)
+    tensor = layer.get_output(0)
+    tensor.name = "scores"
+    network.mark_output(tensor)
+    layer = network.add_topk(tensor, trt.TopKOperation.MAX, 1, 1 << 1)
+    tensor = layer.get_output(1)
+    tensor.name = "classes"
+    network.mark_output(tensor)
     config = builder.create_builder_config()
     set_workspace(trt, config, 64)
     plan = builder.build_serialized_network(network, config)

@@ -110,10 +110,10 @@ def _check_tensorrt(jetson, props):
         fast16, fast8 = plat.fast_precisions(props["compute_capability"])
         how = "by compute capability"
         try:
+            from jetseg.backends.tensorrt.build import fast_modes
             builder = trt.Builder(plat.trt_logger(trt))
-            fast16 = bool(getattr(builder, "platform_has_fast_fp16", fast16))
-            fast8 = bool(getattr(builder, "platform_has_fast_int8", fast8))
-            how = "TensorRT builder"
+            fast16, fast8 = fast_modes(builder, props["compute_capability"])
+            how = "TensorRT builder" if hasattr(builder, "platform_has_fast_fp16") else how
         except Exception:       # TensorRT's own errors: the table answer stands
             pass
         out.append(Check("fast FP16/INT8", True, "FP16 {}, INT8 {} ({}){}".format(

@@ -47,22 +47,30 @@ def set_workspace(trt, config, mb):
     return "max_workspace_size"
 
 
-def _builder_says(builder, attr, default):
-    value = getattr(builder, attr, None)
-    return default if value is None else bool(value)
+def fast_modes(builder, compute_capability):
+    """(fast fp16, fast int8): the builder's answer where it has one (TensorRT 11 has
+    none), else the compute capability's."""
+    table16, table8 = plat.fast_precisions(compute_capability)
+    fast16 = getattr(builder, "platform_has_fast_fp16", None)
+    fast8 = getattr(builder, "platform_has_fast_int8", None)
+    return (table16 if fast16 is None else bool(fast16),
+            table8 if fast8 is None else bool(fast8))
+
+
+def flag_name(flag):
+    """BuilderFlag.FP16 -> "FP16" (for the engine's header)."""
+    return str(flag).rsplit(".", 1)[-1]
 
 
 def precision_plan(trt, builder, precision, qdq, facts):
-    """Builder flags (BuilderFlag names) for an engine of ``precision`` (the one it gets:
+    """Builder flags (BuilderFlag members) for an engine of ``precision`` (the one it gets:
     platform.engine_precision), or JetsegError.
 
     int8 needs Q/DQ nodes, and a GPU with fast INT8 (the Nano has none: fp16); fp16 on a GPU
     without fast fp16 is allowed with a warning; a strongly typed TensorRT (no FP16 flag)
     takes the precision from the ONNX's own types and gets no flags."""
     cc = tuple(facts.get("compute_capability") or (0, 0))
-    table16, table8 = plat.fast_precisions(cc)
-    fast16 = _builder_says(builder, "platform_has_fast_fp16", table16)
-    fast8 = _builder_says(builder, "platform_has_fast_int8", table8)
+    fast16, fast8 = fast_modes(builder, cc)
     gpu = "{} (compute capability {}.{})".format(facts.get("gpu") or "this GPU", cc[0], cc[1])
     plat.check_precision(precision)
     if precision == "int8":
@@ -77,12 +85,12 @@ def precision_plan(trt, builder, precision, qdq, facts):
                                                         "fast mode)")
     if plat.strongly_typed(trt):
         return []
-    if precision == "int8":
-        return ["INT8", "FP16"] if fast16 else ["INT8"]   # fp16 outside the Q/DQ pairs
+    if precision == "int8":                     # fp16 for the layers outside Q/DQ pairs
+        return [trt.BuilderFlag.INT8] + ([trt.BuilderFlag.FP16] if fast16 else [])
     if precision == "fp16":
         if not fast16:
             log.warning("%s has no fast FP16; fp32 may be as fast", gpu)
-        return ["FP16"]
+        return [trt.BuilderFlag.FP16]
     return []
 
 
@@ -227,8 +235,7 @@ def build_engine(onnx_path, precision=None, workspace_mb=None, timing_cache=None
     t0 = time.time()
     logger = plat.trt_logger(trt)
     builder = trt.Builder(logger)
-    fast16 = _builder_says(builder, "platform_has_fast_fp16",
-                           plat.fast_precisions(facts.get("compute_capability"))[0])
+    fast16 = fast_modes(builder, facts.get("compute_capability"))[0]
     typed = plat.strongly_typed(trt)
     precision = plat.engine_precision(precision, onnx_proto.graph_precision(onnx_path), typed,
                                       fast16)
@@ -244,8 +251,8 @@ def build_engine(onnx_path, precision=None, workspace_mb=None, timing_cache=None
     parser = _parse(trt, network, logger, onnx_path)
     workspace_mb = int(workspace_mb or DEFAULT_WORKSPACE_MB)
     how = set_workspace(trt, config, workspace_mb)
-    for name in chosen:
-        config.set_flag(getattr(trt.BuilderFlag, name))
+    for flag in chosen:
+        config.set_flag(flag)
     if not tf32 and hasattr(trt.BuilderFlag, "TF32"):
         config.clear_flag(trt.BuilderFlag.TF32)
     _profile(trt, builder, network, config, input_size)
@@ -268,8 +275,8 @@ def build_engine(onnx_path, precision=None, workspace_mb=None, timing_cache=None
         compute_capability=facts.get("compute_capability"), precision=precision,
         onnx_sha256=onnx_sha256, source=os.path.basename(onnx_path),
         cuda=facts.get("cuda"),
-        flags={"workspace_mb": workspace_mb, "dla_core": dla_core, "builder_flags": chosen,
-               "explicit_batch": bool(batch), "strongly_typed": typed, "qdq": qdq,
+        flags={"workspace_mb": workspace_mb, "dla_core": dla_core,
+               "builder_flags": [flag_name(f) for f in chosen], "explicit_batch": bool(batch), "strongly_typed": typed, "qdq": qdq,
                "tf32": bool(tf32), "timing_cache": bool(timing_cache),
                "input_size": list(input_size or []) or None})
     engine_file.write_engine(out, header, plan, plain=plain)

@@ -35,6 +35,36 @@ JETPACK = (
 TARGETS = (((8, 0), "trt8.2"), ((8, 5), "trt8.5"), ((8, 6), "trt8.6"), ((10, 0), "trt10"),
            ((11, 0), "trt11"))
 
+# Every TensorRT name jetseg probes for (hasattr / getattr with a default) and the releases
+# that have it, as the code's fallbacks assume: (first release, first release without);
+# None = unbounded. tests/test_trt_bindings.py checks each claim against NVIDIA's compiled
+# bindings (8.6, 10.3, 10.x, 11.x) and that the code probes no name missing here; the 8.2-8.5
+# bounds come from the release notes (those bindings are not on PyPI).
+OPTIONAL_API = {
+    "ICudaEngine": (None, None),                        # doctor asks before using it
+    "ICudaEngine.num_io_tensors": ((8, 5), None),       # named tensors
+    "IExecutionContext.execute_async_v3": ((8, 5), None),
+    "IExecutionContext.set_tensor_address": ((8, 5), None),
+    "ICudaEngine.num_bindings": (None, (10, 0)),        # binding indices
+    "IExecutionContext.execute_async_v2": (None, (10, 0)),
+    "NetworkDefinitionCreationFlag": (None, None),
+    "NetworkDefinitionCreationFlag.EXPLICIT_BATCH": (None, (11, 0)),
+    "MemoryPoolType": ((8, 4), None),
+    "IBuilderConfig.set_memory_pool_limit": ((8, 4), None),
+    "IProgressMonitor": ((10, 0), None),
+    "IBuilderConfig.progress_monitor": ((10, 0), None),
+    "Builder.platform_has_fast_fp16": (None, (11, 0)),
+    "Builder.platform_has_fast_int8": (None, (11, 0)),
+    "Builder.num_DLA_cores": (None, None),
+    "BuilderFlag.FP16": (None, (11, 0)),                # strongly typed from 11
+    "BuilderFlag.TF32": (None, None),
+    "BuilderFlag.GPU_FALLBACK": (None, None),
+    "OnnxParser.parse_from_file": (None, None),
+    "ParserError.node": (None, None),
+    "ParserError.node_name": ((10, 0), None),
+    "ParserError.node_operator": ((10, 0), None),
+}
+
 _LOGGER = []
 
 
