@@ -779,14 +779,17 @@ def test_d10_a_damaged_cached_engine_is_rebuilt_not_a_crash(tmp_path):
 @needs_no_trt
 def test_d10_engine_facts_read_without_tensorrt(tmp_path):
     p = eng.write_engine(str(tmp_path / "m.engine"), fake_header(
-        NANO, flags={"workspace_mb": 512, "dla_core": None}), PLAN)
+        NANO, flags={"workspace_mb": 512, "dla_core": 0, "timing_cache": False}), PLAN)
     lines = dict(eng.describe_engine_file(p))
     assert lines["engine"].startswith("jetseg engine") and lines["tensorrt"] == "8.2.1.8"
     assert lines["gpu"] == "NVIDIA Tegra X1 (compute capability 5.3)"
-    assert lines["precision"] == "fp16" and lines["flags"] == '{"workspace_mb": 512}'
+    assert lines["precision"] == "fp16"
+    assert lines["flags"] == '{"dla_core": 0, "workspace_mb": 512}'
     plain = tmp_path / "trtexec.plan"
     plain.write_bytes(PLAN)
     assert dict(eng.describe_engine_file(str(plain)))["engine"].startswith("plain TensorRT")
+    with pytest.raises(JetsegError, match="model file not found"):
+        eng.describe_engine_file(str(tmp_path / "none.engine"))
 
 
 # ==== plain plans with a sidecar (jetseg build --plain) ===================================

@@ -136,8 +136,9 @@ def open_backend(path, backend="auto", **options):
     backend = choose_backend(path, backend, options.get("providers"))
     mine = ORT_OPTIONS if backend == "onnxruntime" else TRT_OPTIONS
     for k in sorted(options):
-        if k not in mine and options[k] not in (None, False, "auto"):
-            log.warning("option %s=%r does not apply to %s: ignored", k, options[k], backend)
+        v = options[k]
+        if k not in mine and v is not None and v is not False and v != "auto":
+            log.warning("option %s=%r does not apply to %s: ignored", k, v, backend)
     options = dict((k, v) for k, v in options.items() if k in mine)
     if backend == "onnxruntime":
         from jetseg.backends.onnxruntime import OrtBackend

@@ -258,7 +258,8 @@ def write_engine(path, header, plan, plain=False):
 def describe_engine_file(path):
     """[(label, text)] of what an engine file says about itself, for ``jetseg info``;
     needs neither TensorRT nor a GPU."""
-    header, form, size = engine_facts(path)
+    from jetseg.backends import check_model_file
+    header, form, size = engine_facts(check_model_file(path))
     forms = {"jetseg": "jetseg engine (header + TensorRT plan)",
              "sidecar": "plain TensorRT plan with facts in " + os.path.basename(
                  sidecar_path(path)),
@@ -277,7 +278,7 @@ def describe_engine_file(path):
             ("built", "{} by jetseg {}".format(header.get("built_at") or "?",
                                                header.get("jetseg") or "?"))]
     flags = dict((k, v) for k, v in sorted((header.get("flags") or {}).items())
-                 if v not in (None, False, [], ""))
+                 if v is not None and v is not False and v != [] and v != "")
     if flags:
         out.append(("flags", json.dumps(flags, sort_keys=True)))
     return out

@@ -135,7 +135,7 @@ def engine_loader(path, facts=None, **build):
                           fix="options are " + ", ".join(BUILD_OPTIONS))
     if os.path.splitext(str(path))[1].lower() == ".onnx":
         return DeserializedEngine(EngineFromCache(path, facts=facts, **build))
-    given = sorted(k for k, v in build.items() if v not in (None, False))
+    given = sorted(k for k, v in build.items() if v is not None and v is not False)
     if given:
         log.warning("%s is already an engine: %s apply only when building from an .onnx "
                     "(ignored)", path, ", ".join(given))
