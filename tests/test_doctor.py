@@ -254,3 +254,19 @@ def test_d9_doctor_names_the_tensorrt_and_export_target_of_each_jetpack(
 def test_export_target_for_each_tensorrt(version, target):
     from jetseg.backends.tensorrt.platform import export_target
     assert export_target(version) == target
+
+
+def test_selftest_cuda_half_catches_copies_that_lose_bytes(monkeypatch):
+    """The byte-for-byte checks can fail: a libcudart whose copies move one byte short
+    (emulated) is reported with [!!] and a failing self-test."""
+    import ctypes
+    from jetseg.backends import cuda, selftest
+    from tests.helpers.cuda_emulator import emulated_runtime
+    rt, lib = emulated_runtime(integrated=True, cc=(8, 7))
+    lib._copy = lambda dst, src, n: ctypes.memmove(dst, src, n - 1) and 0
+    monkeypatch.setattr(cuda, "runtime", lambda: rt)
+    out = io.StringIO()
+    assert selftest.run_selftest(out) is False
+    text = out.getvalue()
+    assert "[!!] cudaHostAlloc + cudaMalloc + cudaMemcpyAsync" in text
+    assert "FAILED" in text and lib.mem == {}

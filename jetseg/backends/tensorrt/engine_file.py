@@ -113,9 +113,10 @@ def validate_header(header, path="engine"):
 def _decode(blob, path):
     try:
         header = json.loads(bytes(blob).decode("utf-8"))
-    except (ValueError, RecursionError) as e:      # RecursionError: absurdly deep nesting
-        raise _damaged(path, "the header is not valid JSON ({})".format(
-            str(e)[:80] or type(e).__name__))
+    except RecursionError:
+        raise _damaged(path, "the header is not valid JSON (nested too deeply to read)")
+    except ValueError as e:
+        raise _damaged(path, "the header is not valid JSON ({})".format(str(e)[:100]))
     if not isinstance(header, dict):
         raise _damaged(path, "the header is not a JSON object")
     return header
