@@ -40,3 +40,61 @@ def test_engine_files_need_tensorrt_installed(tmp_path):
         open_backend(str(p))
     with pytest.raises(JetsegError, match="unknown backend"):
         open_backend(str(p), "openvino")
+
+
+def test_feeds_checked_once_for_every_backend(tiny):
+    """Backend.run checks names, dtype and shape before any backend runs (the TensorRT
+    runner gets the same checks: tests/test_tensorrt.py)."""
+    _, path = tiny
+    b = open_backend(path, "onnxruntime", providers="cpu")
+    x = np.zeros((1, 3, 24, 32), np.float32)
+    cases = [({}, "no value for model input 'input_0'"),
+             ({"input_0": x, "extra": x}, "the model has no input 'extra'"),
+             ({"input_0": x.astype(np.float64)}, "input 'input_0' is float64; the model "
+                                                  "takes float32"),
+             ({"input_0": x[:, :, :20]}, r"input 'input_0' has shape \(1, 3, 20, 32\); "
+                                         r"the model takes \[1, 3, 24, 32\]")]
+    for feeds, why in cases:
+        with pytest.raises(JetsegError, match=why):
+            b.run(feeds)
+    with pytest.raises(JetsegError, match="the model has no output 'scores'.*output_0"):
+        b.run({"input_0": x}, ["scores"])
+    assert list(b.run({"input_0": x}, ["output_0"])) == ["output_0"]
+
+
+def test_onnxruntime_errors_keep_their_own_message(tmp_path):
+    """Inputs that match the declared ones but make the graph fail: ONNX Runtime's own
+    words reach the one-line error, not a guess about the input size."""
+    import onnx
+    from onnx import TensorProto, helper
+    g = helper.make_graph(
+        [helper.make_node("Reshape", ["x", "shape"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3]),
+         helper.make_tensor_value_info("shape", TensorProto.INT64, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    p = str(tmp_path / "reshape.onnx")
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), p)
+    b = open_backend(p, "onnxruntime", providers="cpu")
+    with pytest.raises(JetsegError) as e:
+        b.run({"x": np.zeros((2, 3), np.float32), "shape": np.array([4, 4], np.int64)})
+    msg = str(e.value)
+    assert msg.startswith(p) and "ONNX Runtime failed: " in msg and "\n" not in msg
+    assert "cannot be reshaped to the requested shape" in msg and "reshape_helper.h" not in msg
+    assert "input size" not in msg
+
+
+def test_backend_options_are_explicit(tiny, caplog):
+    from jetseg.backends import BACKEND_NAMES
+    _, path = tiny
+    assert BACKEND_NAMES == ("auto", "onnxruntime", "tensorrt")
+    with pytest.raises(JetsegError, match="unknown backend option.*thread.*threads"):
+        open_backend(path, "onnxruntime", thread=2)
+    from jetseg.backends.onnxruntime import OrtBackend
+    with pytest.raises(TypeError):
+        OrtBackend(path, thraeds=1)                    # misspelled: not swallowed
+    b = open_backend(path, "onnxruntime", providers="cpu", memory="auto", precision=None)
+    assert b.name == "onnxruntime"                     # TensorRT's options at their defaults
+    import logging
+    with caplog.at_level(logging.WARNING, logger="jetseg"):
+        open_backend(path, "onnxruntime", providers="cpu", precision="fp16")
+    assert "precision='fp16' does not apply to onnxruntime" in caplog.text

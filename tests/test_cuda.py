@@ -11,7 +11,7 @@ import ctypes
 import numpy as np
 import pytest
 
-from jetseg.backends import cuda
+from jetseg.backends import cuda, cuda_buffers, cuda_find
 from jetseg.errors import JetsegError
 
 
@@ -26,7 +26,7 @@ def test_find_cudart_prefers_explicit_path_then_newest_in_each_folder(tmp_path):
         d.mkdir(parents=True)
         for n in names:
             (d / n).write_bytes(b"")
-    got = cuda.find_cudart(environ={"JETSEG_CUDART": "/opt/x/libcudart.so"},
+    got = cuda_find.find_cudart(environ={"JETSEG_CUDART": "/opt/x/libcudart.so"},
                            dirs=[str(old), str(new)])
     assert got[0] == "/opt/x/libcudart.so"
     assert got[1:3] == [str(old / "libcudart.so.10.2.300"), str(old / "libcudart.so.10.2")]
@@ -35,7 +35,7 @@ def test_find_cudart_prefers_explicit_path_then_newest_in_each_folder(tmp_path):
 
 
 def test_search_dirs_cover_jetpack_toolkits_and_env(tmp_path):
-    dirs = cuda.search_dirs({"LD_LIBRARY_PATH": "/a:/b", "CUDA_HOME": "/opt/cuda"})
+    dirs = cuda_find.search_dirs({"LD_LIBRARY_PATH": "/a:/b", "CUDA_HOME": "/opt/cuda"})
     assert dirs[:2] == ["/a", "/b"]
     assert "/opt/cuda/lib64" in dirs and "/usr/local/cuda/lib64" in dirs
     assert "/usr/local/cuda/targets/aarch64-linux/lib" in dirs    # JetPack's layout
@@ -96,16 +96,16 @@ def test_device_properties_from_attributes_and_name():
 def test_pinned_device_and_mapped_buffers_round_trip():
     rt, lib = emulated_runtime()
     a = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
-    with cuda.HostBuffer(a.shape, a.dtype, rt=rt) as src, \
-            cuda.HostBuffer(a.shape, a.dtype, rt=rt) as dst, \
-            cuda.DeviceBuffer(a.nbytes, rt=rt) as dev, cuda.Stream(rt=rt) as s:
+    with cuda_buffers.HostBuffer(a.shape, a.dtype, rt=rt) as src, \
+            cuda_buffers.HostBuffer(a.shape, a.dtype, rt=rt) as dst, \
+            cuda_buffers.DeviceBuffer(a.nbytes, rt=rt) as dev, cuda_buffers.Stream(rt=rt) as s:
         src.array[...] = a
         dev.copy_from(src, s)
         dev.copy_to(dst, s)
         s.synchronize()
         np.testing.assert_array_equal(dst.array, a)
         assert dst.device_ptr is None
-    with cuda.HostBuffer((4,), "uint8", mapped=True, rt=rt) as m:
+    with cuda_buffers.HostBuffer((4,), "uint8", mapped=True, rt=rt) as m:
         assert m.device_ptr == m.ptr                  # emulated unified address
     assert "cudaMemcpyAsync" in lib.calls and "cudaHostGetDevicePointer" in lib.calls
     assert lib.mem == {}                              # everything allocated was freed
@@ -113,7 +113,7 @@ def test_pinned_device_and_mapped_buffers_round_trip():
 
 def test_events_time_a_stream():
     rt, _ = emulated_runtime()
-    a, b = cuda.Event(rt=rt), cuda.Event(rt=rt)
+    a, b = cuda_buffers.Event(rt=rt), cuda_buffers.Event(rt=rt)
     a.record()
     b.record()
     b.synchronize()
@@ -124,7 +124,7 @@ def test_events_time_a_stream():
 
 def test_device_buffer_refuses_a_mismatched_host_array():
     rt, _ = emulated_runtime()
-    with cuda.DeviceBuffer(16, rt=rt) as dev:
+    with cuda_buffers.DeviceBuffer(16, rt=rt) as dev:
         with pytest.raises(JetsegError, match="host array of 8 bytes"):
             dev.copy_from(np.zeros(2, np.float32))
 
@@ -140,13 +140,88 @@ def test_device_buffer_refuses_a_mismatched_host_array():
      "mapped", "pageable"),                                  # Nano: CPU reads cached memory
 ])
 def test_memory_plan(props, inp, out):
-    assert cuda.memory_plan(props, "input") == inp
-    assert cuda.memory_plan(props, "output") == out
+    assert cuda_buffers.memory_plan(props, "input") == inp
+    assert cuda_buffers.memory_plan(props, "output") == out
 
 
 def test_loaded_cudart_reads_the_process_map(tmp_path):
     maps = tmp_path / "maps"
     maps.write_text("7f00-7f01 r-xp 0 00:00 1 /usr/lib/libc.so.6\n"
                     "7f02-7f03 r-xp 0 00:00 2 /usr/local/cuda-10.2/lib64/libcudart.so.10.2.300\n")
-    assert cuda.loaded_cudart(str(maps)).endswith("libcudart.so.10.2.300")
-    assert cuda.loaded_cudart(str(tmp_path / "none")) is None
+    assert cuda_find.loaded_cudart(str(maps)).endswith("libcudart.so.10.2.300")
+    assert cuda_find.loaded_cudart(str(tmp_path / "none")) is None
+
+
+# ---- issue 11 defects --------------------------------------------------------------------
+def test_d2_existing_context_708_is_tolerated_and_its_sticky_error_cleared():
+    """cudaSetDeviceFlags answers cudaErrorSetOnActiveProcess (708 since CUDA 10.1) when
+    TensorRT already made a context: start anyway, and clear the sticky error."""
+    rt, lib = emulated_runtime(fail={"cudaSetDeviceFlags": cuda.ERR_SET_ON_ACTIVE_PROCESS})
+    flags = lib.calls.index("cudaSetDeviceFlags")
+    assert lib.calls[flags + 1] == "cudaGetLastError" and lib.sticky == 0
+    assert "cudaSetDevice" in lib.calls[flags + 1:]
+    with cuda_buffers.DeviceBuffer(8, rt=rt):         # and the runtime works afterwards
+        pass
+
+
+def test_d2_error_36_is_not_mistaken_for_an_existing_context():
+    """36 is cudaErrorCallRequiresNewerDriver now: a real failure, reported."""
+    with pytest.raises(cuda.CudaError) as e:
+        emulated_runtime(fail={"cudaSetDeviceFlags": 36})
+    assert e.value.code == 36 and "cudaSetDeviceFlags failed" in str(e.value)
+
+
+def test_d8_every_libcudart_is_tried_until_one_starts():
+    too_new = EmulatedCudart(fail={"cudaGetDeviceCount": cuda.ERR_INSUFFICIENT_DRIVER})
+    stub = EmulatedCudart(fail={"cudaGetDeviceCount": cuda.ERR_STUB_LIBRARY})
+    good = EmulatedCudart()
+    libs = {"/cuda-13/libcudart.so.13": too_new, "/stub/libcudart.so": stub,
+            "/cuda-12/libcudart.so.12": good}
+
+    def load(path):
+        if path not in libs:
+            raise OSError("{}: cannot open shared object file".format(path))
+        return libs[path]
+    order = ["/cuda-13/libcudart.so.13", "/missing/libcudart.so.11.0", "/stub/libcudart.so",
+             "/cuda-12/libcudart.so.12"]
+    rt = cuda.open_runtime(order, load=load)
+    assert rt.path == "/cuda-12/libcudart.so.12" and "cudaSetDevice" in good.calls
+    with pytest.raises(cuda.CudaError) as e:
+        cuda.open_runtime(order[:3], load=load)
+    msg = str(e.value)
+    assert e.value.code == cuda.ERR_INSUFFICIENT_DRIVER
+    assert "/cuda-13/libcudart.so.13 (cudaErrorCode35)" in msg and "/stub/libcudart.so" in msg
+    nodev = EmulatedCudart(fail={"cudaGetDeviceCount": cuda.ERR_NO_DEVICE})
+    with pytest.raises(cuda.CudaError, match="no usable CUDA GPU"):     # not a library issue:
+        cuda.open_runtime(["/a/libcudart.so", "/cuda-12/libcudart.so.12"],   # stop at once
+                          load=lambda p: nodev if p.startswith("/a/") else good)
+
+
+def test_d8_cuda_major_tensorrt_was_built_for_comes_first(tmp_path):
+    from types import SimpleNamespace
+    site = tmp_path / "site-packages"
+    (site / "tensorrt").mkdir(parents=True)
+    (site / "tensorrt" / "__init__.py").write_text("")
+    (site / "tensorrt_cu12_libs-10.3.0.dist-info").mkdir()
+    trt = SimpleNamespace(__file__=str(site / "tensorrt" / "__init__.py"))
+    assert cuda_find.tensorrt_cuda_major({"tensorrt": trt}) == 12
+    assert cuda_find.tensorrt_cuda_major({}) is None
+    d13, d12 = tmp_path / "cuda-13" / "lib64", tmp_path / "cuda-12" / "lib64"
+    for d, n in ((d13, "libcudart.so.13.0.48"), (d12, "libcudart.so.12.4.127")):
+        d.mkdir(parents=True)
+        (d / n).write_bytes(b"")
+    got = cuda_find.find_cudart(environ={}, dirs=[str(d13), str(d12)], prefer_major=12)
+    assert got[:2] == [str(d12 / "libcudart.so.12.4.127"), str(d13 / "libcudart.so.13.0.48")]
+    assert got.index("libcudart.so.12") < got.index("libcudart.so.13")
+    got = cuda_find.find_cudart(environ={}, dirs=[str(d13), str(d12)])
+    assert got[0] == str(d13 / "libcudart.so.13.0.48")           # no preference: as found
+
+
+@pytest.mark.parametrize("code,words", [
+    (999, "--runtime nvidia"),          # a container without the NVIDIA runtime
+    (3, "video group"),                 # cudaErrorInitializationError
+])
+def test_d9_cuda_errors_999_and_3_say_what_to_do(code, words):
+    with pytest.raises(cuda.CudaError) as e:
+        emulated_runtime(fail={"cudaGetDeviceCount": code})
+    assert e.value.code == code and words in str(e.value)

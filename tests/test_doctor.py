@@ -126,12 +126,12 @@ def test_doctor_through_the_real_cli_when_wired():
 def test_selftest_code_path_against_emulated_cudart(monkeypatch):
     """The self-test's own logic, run against tests/helpers/cuda_emulator.py host emulation of
     libcudart (this proves the self-test code, not CUDA: run it on a GPU for that)."""
-    from jetseg.backends import cuda
+    from jetseg.backends import cuda, selftest
     from tests.helpers.cuda_emulator import emulated_runtime
     rt, lib = emulated_runtime(integrated=True, cc=(5, 3))
     monkeypatch.setattr(cuda, "runtime", lambda: rt)
     out = io.StringIO()
-    ok = doctor.run_selftest(out)
+    ok = selftest.run_selftest(out)
     text = out.getvalue()
     assert ok, text
     assert "[ok] cudaHostAlloc + cudaMalloc + cudaMemcpyAsync" in text
@@ -139,3 +139,134 @@ def test_selftest_code_path_against_emulated_cudart(monkeypatch):
     if not _has("tensorrt"):
         assert "TensorRT not installed: engine self-test skipped" in text
     assert lib.mem == {}
+
+
+# ---- issue 11 defects --------------------------------------------------------------------
+def test_d7_class_maps_compared_by_agreement_overlays_with_tolerance():
+    import numpy as np
+    from jetseg.backends.selftest import compare_outputs
+    rnd = np.random.RandomState(0)
+    classes = rnd.randint(0, 5, (1, 100, 100)).astype(np.int64)
+    overlay = rnd.randint(0, 256, (1, 100, 100, 3)).astype(np.uint8)
+    scores = rnd.rand(1, 5, 100, 100).astype(np.float32)
+    roles = {"classes": "classes", "overlay": "overlay", "scores": "scores"}
+    ref = {"classes": classes, "overlay": overlay, "scores": scores}
+    near = {"classes": classes.astype(np.int32).copy(), "overlay": overlay.copy(),
+            "scores": scores + 2e-4}
+    near["classes"][0, :2, :5] += 1                    # 10 ties of 10000 went the other way
+    near["overlay"][0, :2, :5] = 255 - overlay[0, :2, :5]   # so did their colours,
+    near["overlay"][0, 50:] = np.clip(overlay[0, 50:].astype(int) + 1, 0, 255)  # rounding
+    got = compare_outputs(near, ref, roles, "fp32")
+    assert all(ok for _, ok, _ in got), got
+    assert "99.900% of pixels agree" in got[0][2]
+    far = dict(near, classes=(classes + 1) % 5)
+    bad = dict((n, ok) for n, ok, _ in compare_outputs(far, ref, roles, "fp32"))
+    assert bad == {"classes": False, "overlay": True, "scores": True}
+    off = dict(near, scores=scores + 0.5)
+    assert not dict((n, ok) for n, ok, _ in compare_outputs(off, ref, roles))["scores"]
+
+
+def _selftest_model(tmp_path, h, w):
+    import json
+    import onnx
+    from onnx import TensorProto, helper
+    g = helper.make_graph(
+        [helper.make_node("Add", ["image", "image"], ["scores"]),
+         helper.make_node("ArgMax", ["scores"], ["classes"], axis=1, keepdims=0)], "g",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, h, w])],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 3, h, w]),
+         helper.make_tensor_value_info("classes", TensorProto.INT64, [1, h, w])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.metadata_props.add(key="jetseg.outputs",
+                         value=json.dumps({"scores": "scores", "classes": "classes"}))
+    p = str(tmp_path / "check.onnx")
+    onnx.save(m, p)
+    return p
+
+
+def test_d7_model_selftest_without_tf32_agreement_and_both_backends_closed(tmp_path,
+                                                                          monkeypatch):
+    """Against recording TensorRT fakes (tests/helpers/trt_fakes.py) and real ONNX Runtime:
+    the engine is built with TF32 cleared, one class pixel in 2000 flipped by the 'engine'
+    passes, and both backends are closed even when one fails."""
+    pytest.importorskip("onnxruntime")
+    from jetseg.backends import selftest
+    from jetseg.backends.onnxruntime import OrtBackend
+    from tests.helpers.trt_fakes import ORIN, FakeBuilderTrt, FakeNet, fake_platform
+
+    class TieBreaking(FakeNet):          # the engine resolves one near-tie differently
+        def compute(self, addr):
+            from tests.helpers.trt_fakes import view
+            FakeNet.compute(self, addr)
+            c = view(addr["classes"], self.context_shape("classes"), self.cdt)
+            c[0, 0, 0] = (c[0, 0, 0] + 1) % 3
+            return True
+    trt = FakeBuilderTrt("10.3.0.30")
+    trt.net = lambda: TieBreaking(h=40, w=50)
+    use = fake_platform(monkeypatch)
+    use(trt, ORIN)
+    model = _selftest_model(tmp_path, 40, 50)
+    lines = []
+    ok = selftest.model_selftest(lambda good, what: lines.append((good, what)) or good,
+                                 model, use.state["rt"])
+    assert ok, lines
+    assert ("clear_flag", "TF32") in trt.calls
+    assert "classes (class map): 99.950% of pixels agree" in lines[0][1]
+    assert use.state["lib"].mem == {}                  # the engine's buffers were freed
+    closed = []
+    monkeypatch.setattr(OrtBackend, "close", lambda self: closed.append("ort"))
+
+    def fails(*args):
+        raise RuntimeError("comparison failed")
+    monkeypatch.setattr(selftest, "compare_outputs", fails)
+    with pytest.raises(RuntimeError):
+        selftest.model_selftest(lambda good, what: good, model, use.state["rt"])
+    assert closed == ["ort"] and use.state["lib"].mem == {}
+
+
+@pytest.mark.parametrize("release,tensorrt,target", [
+    ("# R32 (release), REVISION: 6.1, GCID: 27863751", "8.0.1", "trt8.2"),
+    (R32, "8.2.1", "trt8.2"),
+    ("# R35 (release), REVISION: 1.0, GCID: 31346300", "8.4.1", "trt8.2"),
+    ("# R35 (release), REVISION: 4.1, GCID: 33958178", "8.5.2", "trt8.5"),
+    ("# R36 (release), REVISION: 3.0, GCID: 36923193", "8.6.2", "trt8.6"),
+    ("# R36 (release), REVISION: 4.3, GCID: 38968081", "10.3.0", "trt10"),
+])
+def test_d9_doctor_names_the_tensorrt_and_export_target_of_each_jetpack(
+        tmp_path, monkeypatch, release, tensorrt, target):
+    if _has("tensorrt"):
+        pytest.skip("TensorRT is installed here: doctor names the installed one's target")
+    rel = tmp_path / "nv_tegra_release"
+    rel.write_text(release)
+    monkeypatch.setattr(doctor, "TEGRA_RELEASE", str(rel))
+    monkeypatch.setattr(doctor, "DT_MODEL", str(tmp_path / "no-model"))
+    code, text = _run()
+    assert "(TensorRT {})".format(tensorrt) in text
+    line = [l for l in text.splitlines() if "] export target" in l][0]
+    assert "--target {} (TensorRT {}, as L4T".format(target, tensorrt) in line
+    if tensorrt == "8.4.1":
+        assert "no uint8" in line and "trt8.2" in line
+
+
+@pytest.mark.parametrize("version,target", [
+    ("8.2.1.8", "trt8.2"), ("8.4.1.5", "trt8.2"), ("8.5.2.2", "trt8.5"), ("8.6.2.3", "trt8.6"),
+    ("10.3.0.30", "trt10"), ("10.16.1.11", "trt10"), ("11.4.0.106", "trt11")])
+def test_export_target_for_each_tensorrt(version, target):
+    from jetseg.backends.tensorrt.platform import export_target
+    assert export_target(version) == target
+
+
+def test_selftest_cuda_half_catches_copies_that_lose_bytes(monkeypatch):
+    """The byte-for-byte checks can fail: a libcudart whose copies move one byte short
+    (emulated) is reported with [!!] and a failing self-test."""
+    import ctypes
+    from jetseg.backends import cuda, selftest
+    from tests.helpers.cuda_emulator import emulated_runtime
+    rt, lib = emulated_runtime(integrated=True, cc=(8, 7))
+    lib._copy = lambda dst, src, n: ctypes.memmove(dst, src, n - 1) and 0
+    monkeypatch.setattr(cuda, "runtime", lambda: rt)
+    out = io.StringIO()
+    assert selftest.run_selftest(out) is False
+    text = out.getvalue()
+    assert "[!!] cudaHostAlloc + cudaMalloc + cudaMemcpyAsync" in text
+    assert "FAILED" in text and lib.mem == {}

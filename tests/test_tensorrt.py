@@ -11,32 +11,29 @@ emulation of libcudart (tests/test_cuda.py). They prove which calls jetseg makes
 what order, NOT that TensorRT accepts them: that needs a Jetson or a CUDA machine with
 TensorRT (``jetseg doctor --selftest``).
 """
-import ctypes
 import json
 import os
+import re
 from types import SimpleNamespace
 
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
 
 from tests.helpers.common import NAMES5, run_cli
-from jetseg.backends import cuda
-from jetseg.backends.tensorrt import engine_file as eng
+from jetseg.backends import cuda_buffers
+from jetseg.backends.tensorrt import cache, engine_file as eng
+from jetseg.backends import onnx_proto
 from jetseg.backends import open_backend
-from jetseg.backends.tensorrt import runner as trtmod
+from jetseg.backends.tensorrt import runner as trtmod, tensors
 from jetseg.cli import build_parser
 from jetseg.errors import JetsegError
 from tests.helpers.cuda_emulator import emulated_runtime
-
-NANO = {"tensorrt": "8.2.1.8", "gpu": "NVIDIA Tegra X1", "compute_capability": (5, 3),
-        "integrated": True, "can_map_host_memory": True, "cuda": "10.2"}
-ORIN = {"tensorrt": "10.3.0.30", "gpu": "Orin", "compute_capability": (8, 7),
-        "integrated": True, "can_map_host_memory": True, "cuda": "12.6"}
-DESKTOP = {"tensorrt": "10.3.0.30", "gpu": "NVIDIA GeForce RTX 3060",
-           "compute_capability": (8, 6), "integrated": False, "can_map_host_memory": True}
-
+from tests.helpers.trt_fakes import (DESKTOP, GENERATIONS, NANO, ORIN, PLAN, Engine10, Engine82,
+                                     FakeBuilderTrt, FakeNet, fake_trt, frame, onnx_with)
+from tests.helpers.trt_fakes import fake_platform as fake_platform_setter
+from tests.helpers.trt_fakes import header as fake_header
 
 # ==== engine file format ==================================================================
 
@@ -89,47 +86,41 @@ def test_newer_header_format_asks_for_upgrade():
 
 
 # ==== guard ===============================================================================
-def _header(facts, **kw):
-    return eng.make_header({}, tensorrt=facts["tensorrt"], gpu=facts["gpu"],
-                           compute_capability=facts["compute_capability"],
-                           precision="fp16", source="camvid.onnx", **kw)
-
-
 def test_guard_accepts_same_trt_release_and_gpu():
-    assert eng.compat_problems(_header(NANO), NANO) == []
+    assert cache.compat_problems(fake_header(NANO), NANO) == []
     other_build = dict(NANO, tensorrt="8.2.1.9")            # same release, other build number
-    assert eng.compat_problems(_header(NANO), other_build) == []
-    eng.check_engine(_header(ORIN), ORIN, "x.engine")
+    assert cache.compat_problems(fake_header(NANO), other_build) == []
+    cache.check_engine(fake_header(ORIN), ORIN, "x.engine")
 
 
 def test_guard_refuses_other_tensorrt_with_rebuild_command():
     with pytest.raises(JetsegError) as e:
-        eng.check_engine(_header(NANO), dict(NANO, tensorrt="8.5.2.2"), "cam.engine")
+        cache.check_engine(fake_header(NANO), dict(NANO, tensorrt="8.5.2.2"), "cam.engine")
     msg = str(e.value)
     assert "built by TensorRT 8.2.1.8 and this is TensorRT 8.5.2.2" in msg
     assert "jetseg build camvid.onnx --precision fp16 -o cam.engine" in msg
 
 
 def test_guard_refuses_other_gpu():
-    probs = eng.compat_problems(_header(NANO), ORIN)
+    probs = cache.compat_problems(fake_header(NANO), ORIN)
     assert any("compute capability 5.3 (NVIDIA Tegra X1) and this GPU is 8.7 (Orin)" in p
                for p in probs)
     same_cc_other_name = dict(DESKTOP, gpu="NVIDIA RTX A2000")
-    probs = eng.compat_problems(_header(DESKTOP), same_cc_other_name)
+    probs = cache.compat_problems(fake_header(DESKTOP), same_cc_other_name)
     assert probs == ["it was built on a NVIDIA GeForce RTX 3060 and this GPU is a NVIDIA RTX "
                      "A2000"]
-    hw = _header(DESKTOP, flags={"hardware_compatible": True})
-    assert eng.compat_problems(hw, same_cc_other_name) == []
+    hw = fake_header(DESKTOP, flags={"hardware_compatible": True})
+    assert cache.compat_problems(hw, same_cc_other_name) == []
 
 
 # ==== cache naming and staleness ==========================================================
 def test_cache_names(tmp_path):
     onnx_path = str(tmp_path / "camvid.onnx")
-    assert eng.cache_path(onnx_path, "fp16", NANO) == str(
+    assert cache.cache_path(onnx_path, "fp16", NANO) == str(
         tmp_path / "camvid.fp16.tegra-x1-sm53.trt8.2.1.engine")
-    assert os.path.basename(eng.cache_path(onnx_path, "int8", ORIN)) == \
+    assert os.path.basename(cache.cache_path(onnx_path, "int8", ORIN)) == \
         "camvid.int8.orin-sm87.trt10.3.0.engine"
-    assert os.path.basename(eng.cache_path(onnx_path, "fp32", DESKTOP)) == \
+    assert os.path.basename(cache.cache_path(onnx_path, "fp32", DESKTOP)) == \
         "camvid.fp32.geforce-rtx-3060-sm86.trt10.3.0.engine"
 
 
@@ -138,7 +129,7 @@ def test_cache_falls_back_to_user_cache_for_read_only_model_folder(tmp_path, mon
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     real = os.access
     monkeypatch.setattr(os, "access", lambda p, m: False if p == ro else real(p, m))
-    p = eng.cache_path(os.path.join(ro, "camvid.onnx"), "fp16", NANO)
+    p = cache.cache_path(os.path.join(ro, "camvid.onnx"), "fp16", NANO)
     assert p.startswith(str(tmp_path / "xdg" / "jetseg" / "engines"))
     assert p.endswith("-camvid.fp16.tegra-x1-sm53.trt8.2.1.engine")
 
@@ -151,30 +142,30 @@ class CountingBuild(object):
 
     def __call__(self, onnx_path, out, precision):
         self.calls.append((onnx_path, out, precision))
-        h = _header(self.facts, onnx_sha256=eng.sha256_file(onnx_path))
+        h = fake_header(self.facts, onnx_sha256=cache.sha256_file(onnx_path))
         h["precision"] = precision
-        eng.write_engine(out, h, b"PLAN")
+        eng.write_engine(out, h, PLAN)
 
 
 def test_engine_rebuilt_only_when_onnx_trt_gpu_or_precision_changes(tmp_path):
     model = tmp_path / "camvid.onnx"
     model.write_bytes(b"onnx v1")
     build = CountingBuild(NANO)
-    p1 = eng.ensure_engine(str(model), "fp16", NANO, build)
+    p1 = cache.ensure_engine(str(model), "fp16", NANO, build)
     assert len(build.calls) == 1 and os.path.exists(p1)
-    assert eng.ensure_engine(str(model), "fp16", NANO, build) == p1
-    assert eng.ensure_engine(str(model), "fp16", dict(NANO, tensorrt="8.2.1.9"), build) == p1
+    assert cache.ensure_engine(str(model), "fp16", NANO, build) == p1
+    assert cache.ensure_engine(str(model), "fp16", dict(NANO, tensorrt="8.2.1.9"), build) == p1
     assert len(build.calls) == 1                          # fresh: nothing rebuilt
     model.write_bytes(b"onnx v2")                         # hash change
-    assert eng.ensure_engine(str(model), "fp16", NANO, build) == p1
+    assert cache.ensure_engine(str(model), "fp16", NANO, build) == p1
     assert len(build.calls) == 2
-    p32 = eng.ensure_engine(str(model), "fp32", NANO, build)          # precision
+    p32 = cache.ensure_engine(str(model), "fp32", NANO, build)          # precision
     newer = CountingBuild(dict(NANO, tensorrt="8.5.2.2"))
-    p85 = eng.ensure_engine(str(model), "fp16", newer.facts, newer)   # TensorRT
+    p85 = cache.ensure_engine(str(model), "fp16", newer.facts, newer)   # TensorRT
     xavier = dict(NANO, gpu="Xavier", compute_capability=(7, 2))
-    px = eng.ensure_engine(str(model), "fp16", xavier, CountingBuild(xavier))   # GPU
+    px = cache.ensure_engine(str(model), "fp16", xavier, CountingBuild(xavier))   # GPU
     assert len({p1, p32, p85, px}) == 4
-    assert eng.ensure_engine(str(model), "fp16", NANO, build, rebuild=True) == p1
+    assert cache.ensure_engine(str(model), "fp16", NANO, build, rebuild=True) == p1
     assert len(build.calls) == 4
 
 
@@ -182,24 +173,24 @@ def test_stale_reasons(tmp_path):
     model = tmp_path / "m.onnx"
     model.write_bytes(b"x")
     path = str(tmp_path / "m.engine")
-    assert eng.engine_is_fresh(path, "h", "fp16", NANO) == (False, "no cached engine yet")
+    assert cache.engine_is_fresh(path, "h", "fp16", NANO) == (False, "no cached engine yet")
     (tmp_path / "m.engine").write_bytes(b"plain plan")
-    assert "no jetseg header" in eng.engine_is_fresh(path, "h", "fp16", NANO)[1]
-    eng.write_engine(path, _header(NANO, onnx_sha256="h"), b"P")
-    assert eng.engine_is_fresh(path, "h", "fp16", NANO) == (True, "")
-    assert "ONNX model changed" in eng.engine_is_fresh(path, "other", "fp16", NANO)[1]
-    assert "built for fp16" in eng.engine_is_fresh(path, "h", "int8", NANO)[1]
+    assert "no jetseg header" in cache.engine_is_fresh(path, "h", "fp16", NANO)[1]
+    eng.write_engine(path, fake_header(NANO, onnx_sha256="h"), PLAN)
+    assert cache.engine_is_fresh(path, "h", "fp16", NANO) == (True, "")
+    assert "ONNX model changed" in cache.engine_is_fresh(path, "other", "fp16", NANO)[1]
+    assert "built for fp16" in cache.engine_is_fresh(path, "h", "int8", NANO)[1]
 
 
 # ==== atomic writes =======================================================================
 def test_failed_engine_write_leaves_old_file_and_no_partial(tmp_path, monkeypatch):
     path = str(tmp_path / "m.engine")
-    eng.write_engine(path, _header(NANO), b"OLD PLAN")
+    eng.write_engine(path, fake_header(NANO), b"OLD PLAN" * 8)
     monkeypatch.setattr(os, "replace", lambda a, b: (_ for _ in ()).throw(OSError(28, "No "
                                                                            "space left")))
     with pytest.raises(JetsegError, match="cannot write output"):
-        eng.write_engine(path, _header(NANO), b"NEW PLAN" * 1000)
-    assert eng.read_engine(path)[1] == b"OLD PLAN"
+        eng.write_engine(path, fake_header(NANO), b"NEW PLAN" * 1000)
+    assert eng.read_engine(path)[1] == b"OLD PLAN" * 8
     assert os.listdir(str(tmp_path)) == ["m.engine"]
 
 
@@ -208,41 +199,26 @@ def test_interrupted_engine_write_leaves_nothing(tmp_path, monkeypatch):
         raise KeyboardInterrupt
     monkeypatch.setattr(os, "fsync", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        eng.write_engine(str(tmp_path / "new.engine"), _header(NANO), b"PLAN")
+        eng.write_engine(str(tmp_path / "new.engine"), fake_header(NANO), b"PLAN")
     assert os.listdir(str(tmp_path)) == []
 
 
 # ==== ONNX facts from raw bytes ===========================================================
-def _onnx_with(tmp_path, nodes, meta=None, name="m.onnx"):
-    g = helper.make_graph(nodes, "g",
-                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 6])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 4, 6])],
-                          [numpy_helper.from_array(np.float32(0.5), "s"),
-                           numpy_helper.from_array(np.int8(0), "z"),
-                           numpy_helper.from_array(np.zeros(5000, np.float32), "big")])
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
-    for k, v in (meta or {}).items():
-        m.metadata_props.add(key=k, value=v)
-    p = str(tmp_path / name)
-    onnx.save(m, p)
-    return p
-
-
 def test_onnx_metadata_and_nodes_read_without_onnx_package(tmp_path):
     meta = {"jetseg.classes": json.dumps(NAMES5), "jetseg.precision": '"int8"', "note": "é"}
     qdq = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"], name="quant_in"),
            helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"], name="dequant_in")]
-    p = _onnx_with(tmp_path, qdq, meta)
-    assert eng.read_onnx_metadata(p) == dict((e.key, e.value) for e in
+    p = onnx_with(tmp_path, qdq, meta)
+    assert onnx_proto.read_onnx_metadata(p) == dict((e.key, e.value) for e in
                                              onnx.load(p).metadata_props)
-    assert eng.list_onnx_nodes(p) == [("quant_in", "QuantizeLinear"),
+    assert onnx_proto.list_onnx_nodes(p) == [("quant_in", "QuantizeLinear"),
                                       ("dequant_in", "DequantizeLinear")]
-    assert eng.has_qdq(p)
-    plain = _onnx_with(tmp_path, [helper.make_node("Relu", ["x"], ["y"], name="relu_7")],
+    assert onnx_proto.has_qdq(p)
+    plain = onnx_with(tmp_path, [helper.make_node("Relu", ["x"], ["y"], name="relu_7")],
                        name="plain.onnx")
-    assert not eng.has_qdq(plain) and eng.read_onnx_metadata(plain) == {}
+    assert not onnx_proto.has_qdq(plain) and onnx_proto.read_onnx_metadata(plain) == {}
     with pytest.raises(JetsegError, match="not a readable ONNX"):
-        eng.read_onnx_metadata(b"\x0a\xff\xff\xff\xff\x0f")
+        onnx_proto.read_onnx_metadata(b"\x0a\xff\xff\xff\xff\x0f")
 
 
 def test_onnx_metadata_of_a_jetseg_export_matches_onnx(tmp_path):
@@ -253,10 +229,10 @@ def test_onnx_metadata_of_a_jetseg_export_matches_onnx(tmp_path):
     p = str(tmp_path / "composed.onnx")
     onnx.save(compose(TinyNet(width=64, height=48).onnx(), NAMES5, COLORS5, scores=True), p)
     want = dict((e.key, e.value) for e in onnx.load(p).metadata_props)
-    got = eng.read_onnx_metadata(p)
+    got = onnx_proto.read_onnx_metadata(p)
     assert got == want and "jetseg.classes" in got
     assert ModelInfo.from_metadata(got).classes == NAMES5
-    assert eng.list_onnx_nodes(p) == [(n.name, n.op_type) for n in onnx.load(p).graph.node]
+    assert onnx_proto.list_onnx_nodes(p) == [(n.name, n.op_type) for n in onnx.load(p).graph.node]
 
 
 # ==== no TensorRT here: the errors a user sees ============================================
@@ -276,7 +252,7 @@ needs_no_trt = pytest.mark.skipif(_has_trt(), reason="TensorRT is installed here
 @needs_no_trt
 def test_build_without_tensorrt_is_one_line_exit_2(tmp_path, capsys, keep_logging):
     from jetseg.cli.common import run_guarded
-    model = _onnx_with(tmp_path, [helper.make_node("Relu", ["x"], ["y"])], name="x.onnx")
+    model = onnx_with(tmp_path, [helper.make_node("Relu", ["x"], ["y"])], name="x.onnx")
     rc = run_guarded(build_parser(), lambda a: a.func(a), ["build", model])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1
@@ -296,10 +272,10 @@ def test_build_subcommand_through_the_real_cli_when_wired(tmp_path):
 
 @needs_no_trt
 def test_tensorrt_backend_on_onnx_and_engine_names_tensorrt_and_fix(tmp_path):
-    model = _onnx_with(tmp_path, [helper.make_node("Relu", ["x"], ["y"])])
+    model = onnx_with(tmp_path, [helper.make_node("Relu", ["x"], ["y"])])
     for path in (model, str(tmp_path / "m.engine")):
         if path.endswith(".engine"):
-            eng.write_engine(path, _header(NANO), b"PLAN")
+            eng.write_engine(path, fake_header(NANO), PLAN)
         with pytest.raises(JetsegError) as e:
             open_backend(path, "tensorrt" if path.endswith(".onnx") else "auto")
         assert "TensorRT" in str(e.value) and "--backend onnxruntime" in str(e.value)
@@ -309,7 +285,7 @@ def test_auto_backend_runs_onnx_as_engine_only_on_a_jetson_with_tensorrt(tmp_pat
                                                                        monkeypatch):
     import importlib.util
     pytest.importorskip("onnxruntime")
-    model = _onnx_with(tmp_path, [helper.make_node("Relu", ["x"], ["y"])])
+    model = onnx_with(tmp_path, [helper.make_node("Relu", ["x"], ["y"])])
     assert open_backend(model).name == "onnxruntime"               # this desktop
     real_exists, real_find = os.path.exists, importlib.util.find_spec
     monkeypatch.setattr(os.path, "exists", lambda p: p == "/etc/nv_tegra_release" or
@@ -317,178 +293,24 @@ def test_auto_backend_runs_onnx_as_engine_only_on_a_jetson_with_tensorrt(tmp_pat
     monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: object() if
                         n == "tensorrt" else real_find(n, *a))
     seen = []
-    monkeypatch.setattr(trtmod, "TrtBackend", lambda path, **kw: seen.append(path) or "trt")
+    monkeypatch.setattr(trtmod, "open_tensorrt", lambda path, **kw: seen.append(path) or "trt")
     assert open_backend(model) == "trt" and seen == [model]
     assert open_backend(model, providers="cpu").name == "onnxruntime"   # explicit ORT
     assert open_backend(model, "onnxruntime").name == "onnxruntime"
 
 
 # ==== API-shape tests: our dispatch against recording fakes ===============================
-def _view(addr, shape, dtype):
-    n = int(np.prod(shape))
-    raw = (ctypes.c_uint8 * (n * np.dtype(dtype).itemsize)).from_address(addr)
-    return np.frombuffer(raw, dtype, n).reshape(shape)
-
-
-class FakeNet(object):
-    """What the fake engines 'compute': scores = 2 * image, classes = argmax over C."""
-
-    def __init__(self, h=4, w=6, dynamic=False, classes_dtype=np.int64):
-        self.h, self.w, self.dynamic, self.cdt = h, w, dynamic, classes_dtype
-        self.names = ["image", "scores", "classes"]
-        self.set_shape = None
-        self.executions = 0
-
-    def engine_shape(self, name):
-        h, w = (-1, -1) if self.dynamic else (self.h, self.w)
-        return {"image": (1, 3, h, w), "scores": (1, 3, h, w), "classes": (1, h, w)}[name]
-
-    def context_shape(self, name):
-        if self.dynamic and self.set_shape is None:
-            return self.engine_shape(name)
-        h, w = (self.set_shape[2], self.set_shape[3]) if self.dynamic else (self.h, self.w)
-        return {"image": (1, 3, h, w), "scores": (1, 3, h, w), "classes": (1, h, w)}[name]
-
-    def dtype(self, name):
-        return {"image": np.float32, "scores": np.float32, "classes": self.cdt}[name]
-
-    def compute(self, addr):
-        x = _view(addr["image"], self.context_shape("image"), np.float32)
-        _view(addr["scores"], self.context_shape("scores"), np.float32)[...] = 2 * x
-        _view(addr["classes"], self.context_shape("classes"), self.cdt)[...] = x.argmax(1)
-        self.executions += 1
-        return True
-
-
-class Context10(object):
-    def __init__(self, net):
-        self.net, self.calls, self.addr = net, [], {}
-
-    def set_input_shape(self, name, shape):
-        self.calls.append(("set_input_shape", name, tuple(shape)))
-        self.net.set_shape = tuple(shape)
-        return True
-
-    def get_tensor_shape(self, name):
-        return self.net.context_shape(name)
-
-    def set_tensor_address(self, name, ptr):
-        self.calls.append(("set_tensor_address", name))
-        self.addr[name] = ptr
-
-    def execute_async_v3(self, stream_handle):
-        self.calls.append(("execute_async_v3", stream_handle))
-        return self.net.compute(self.addr)
-
-
-class Engine10(object):
-    """Named-tensor generation (TensorRT 10): no binding methods at all."""
-
-    def __init__(self, net, trt):
-        self.net, self.trt = net, trt
-        self.num_io_tensors = 3
-
-    def get_tensor_name(self, i):
-        return self.net.names[i]
-
-    def get_tensor_mode(self, name):
-        m = self.trt.TensorIOMode
-        return m.INPUT if name == "image" else m.OUTPUT
-
-    def get_tensor_shape(self, name):
-        return self.net.engine_shape(name)
-
-    def get_tensor_dtype(self, name):
-        return self.net.dtype(name)
-
-    def create_execution_context(self):
-        self.context = Context10(self.net)
-        return self.context
-
-
-class Context82(object):
-    def __init__(self, net):
-        self.net, self.calls = net, []
-
-    def set_binding_shape(self, index, shape):
-        self.calls.append(("set_binding_shape", index, tuple(shape)))
-        self.net.set_shape = tuple(shape)
-        return True
-
-    def get_binding_shape(self, index):
-        return self.net.context_shape(self.net.names[index])
-
-    def execute_async_v2(self, bindings, stream_handle):
-        self.calls.append(("execute_async_v2", list(bindings), stream_handle))
-        return self.net.compute(dict(zip(self.net.names, bindings)))
-
-
-class Engine82(object):
-    """Binding-index generation (TensorRT 8.2, JetPack 4.6)."""
-
-    def __init__(self, net, trt=None):
-        self.net = net
-        self.num_bindings = 3
-
-    def get_binding_name(self, i):
-        return self.net.names[i]
-
-    def binding_is_input(self, i):
-        return i == 0
-
-    def get_binding_shape(self, i):
-        return self.net.engine_shape(self.net.names[i])
-
-    def get_binding_dtype(self, i):
-        return self.net.dtype(self.net.names[i])
-
-    def create_execution_context(self):
-        self.context = Context82(self.net)
-        return self.context
-
-
-class Context85(Context10, Context82):
-    def __init__(self, net):
-        Context10.__init__(self, net)
-
-
-class Engine85(Engine10, Engine82):
-    """TensorRT 8.5: both generations present; jetseg must pick the named tensors."""
-
-    def __init__(self, net, trt):
-        Engine10.__init__(self, net, trt)
-        self.num_bindings = 3
-
-    def create_execution_context(self):
-        self.context = Context85(self.net)
-        return self.context
-
-
-def fake_trt(version):
-    return SimpleNamespace(__version__=version, nptype=lambda t: t,
-                           TensorIOMode=SimpleNamespace(INPUT="INPUT", OUTPUT="OUTPUT"))
-
-
-GENERATIONS = [("8.2.1.8", Engine82, np.int32, "execute_async_v2"),
-               ("8.5.2.2", Engine85, np.int32, "execute_async_v3"),
-               ("10.3.0.30", Engine10, np.int64, "execute_async_v3")]
-
-
-def _frame(h=4, w=6, seed=0):
-    return np.random.RandomState(seed).rand(1, 3, h, w).astype(np.float32)
-
-
 @pytest.mark.parametrize("version,engine_cls,cdt,execute", GENERATIONS)
 def test_api_shape_dispatch_per_generation(version, engine_cls, cdt, execute):
     rt, lib = emulated_runtime(integrated=False)
     net = FakeNet(classes_dtype=cdt)
     trt = fake_trt(version)
     e = engine_cls(net, trt)
-    b = trtmod.TrtBackend.from_engine(trt, e, rt=rt, props=DESKTOP)
+    b = trtmod.TrtBackend(e, trt=trt, rt=rt, props=DESKTOP)
     assert [t.name for t in b.inputs] == ["image"] and b.inputs[0].shape == [1, 3, 4, 6]
     assert [(t.name, t.dtype) for t in b.outputs] == [("scores", "float32"),
                                                       ("classes", np.dtype(cdt).name)]
-    x = _frame()
+    x = frame()
     out = b.run({"image": x})
     np.testing.assert_array_equal(out["scores"], 2 * x)
     np.testing.assert_array_equal(out["classes"], x.argmax(1))
@@ -515,33 +337,33 @@ def test_api_shape_dispatch_per_generation(version, engine_cls, cdt, execute):
 def test_api_shape_memory_placement_and_no_per_frame_allocation(props, copies):
     rt, lib = emulated_runtime(integrated=props["integrated"],
                                cc=props["compute_capability"])
-    b = trtmod.TrtBackend.from_engine(fake_trt("10.3.0.30"), Engine10(FakeNet(),
-                                      fake_trt("10.3.0.30")), rt=rt, props=props)
+    b = trtmod.TrtBackend(Engine10(FakeNet(), fake_trt("10.3.0.30")),
+                               trt=fake_trt("10.3.0.30"), rt=rt, props=props)
     allocs = [c for c in lib.calls if c in ("cudaMalloc", "cudaHostAlloc")]
     start = len(lib.calls)
     for i in range(3):
-        x = _frame(seed=i)
+        x = frame(seed=i)
         out = b.run({"image": x})
         np.testing.assert_array_equal(out["classes"], x.argmax(1))
     per_frame = lib.calls[start:]
     assert not [c for c in per_frame if c in ("cudaMalloc", "cudaHostAlloc")]
     assert [c for c in per_frame if c.startswith("cudaMemcpy")] == copies * 3
     assert len(allocs) == 3 + sum(1 for r in ("input", "output", "output")
-                                  if cuda.memory_plan(props, r) == "pinned")
+                                  if cuda_buffers.memory_plan(props, r) == "pinned")
     b.close()
 
 
 def test_api_shape_outputs_copied_unless_reuse_requested():
     rt, _ = emulated_runtime()
     trt = fake_trt("10.3.0.30")
-    b = trtmod.TrtBackend.from_engine(trt, Engine10(FakeNet(), trt), rt=rt, props=DESKTOP)
-    first = b.run({"image": _frame(seed=1)})["scores"]
+    b = trtmod.TrtBackend(Engine10(FakeNet(), trt), trt=trt, rt=rt, props=DESKTOP)
+    first = b.run({"image": frame(seed=1)})["scores"]
     keep = first.copy()
-    b.run({"image": _frame(seed=2)})
+    b.run({"image": frame(seed=2)})
     np.testing.assert_array_equal(first, keep)          # a held result is not overwritten
-    r = trtmod.TrtBackend.from_engine(trt, Engine10(FakeNet(), trt), rt=rt, props=DESKTOP,
+    r = trtmod.TrtBackend(Engine10(FakeNet(), trt), trt=trt, rt=rt, props=DESKTOP,
                                       reuse_outputs=True)
-    assert r.run({"image": _frame()})["scores"] is r.run({"image": _frame()})["scores"]
+    assert r.run({"image": frame()})["scores"] is r.run({"image": frame()})["scores"]
 
 
 @pytest.mark.parametrize("version,engine_cls", [("8.2.1.8", Engine82), ("10.3.0.30", Engine10)])
@@ -550,11 +372,11 @@ def test_api_shape_dynamic_input_sets_shape_and_reallocates_once_per_size(versio
     rt, lib = emulated_runtime()
     trt = fake_trt(version)
     e = engine_cls(FakeNet(dynamic=True), trt)
-    b = trtmod.TrtBackend.from_engine(trt, e, rt=rt, props=DESKTOP)
+    b = trtmod.TrtBackend(e, trt=trt, rt=rt, props=DESKTOP)
     assert b.inputs[0].shape == [1, 3, None, None]
     setter = "set_binding_shape" if version.startswith("8") else "set_input_shape"
     for h, w in ((4, 6), (4, 6), (8, 10)):
-        x = _frame(h, w)
+        x = frame(h, w)
         np.testing.assert_array_equal(b.run({"image": x})["classes"], x.argmax(1))
     sets = [c for c in e.context.calls if c[0] == setter]
     assert [c[-1] for c in sets] == [(1, 3, 4, 6), (1, 3, 8, 10)]
@@ -565,133 +387,27 @@ def test_api_shape_dynamic_input_sets_shape_and_reallocates_once_per_size(versio
 def test_api_shape_bad_feeds_are_jetseg_errors():
     rt, _ = emulated_runtime()
     trt = fake_trt("10.3.0.30")
-    b = trtmod.TrtBackend.from_engine(trt, Engine10(FakeNet(), trt), rt=rt, props=DESKTOP)
+    b = trtmod.TrtBackend(Engine10(FakeNet(), trt), trt=trt, rt=rt, props=DESKTOP)
     with pytest.raises(JetsegError, match="no value for engine input 'image'"):
         b.run({})
     with pytest.raises(JetsegError, match=r"has shape \(1, 3, 5, 6\); the engine takes"):
-        b.run({"image": _frame(5, 6)})
+        b.run({"image": frame(5, 6)})
     with pytest.raises(JetsegError, match="feed float32"):
-        b.run({"image": _frame().astype(np.complex64)})
+        b.run({"image": frame().astype(np.complex64)})
     with pytest.raises(JetsegError, match="unknown memory placement 'gpu'"):
-        trtmod.TrtBackend.from_engine(trt, Engine10(FakeNet(), trt), rt=rt, props=DESKTOP,
+        trtmod.TrtBackend(Engine10(FakeNet(), trt), trt=trt, rt=rt, props=DESKTOP,
                                       memory="gpu")
 
 
 def test_api_shape_unknown_generation_is_refused():
     with pytest.raises(JetsegError, match="neither the named-tensor nor the binding API"):
-        trtmod.make_io(fake_trt("99"), object(), object())
+        tensors.make_io(fake_trt("99"), object(), object())
 
 
 # ==== API-shape tests of the builder ======================================================
-class FakeBuilderTrt(object):
-    """Mimics the names the builder path uses in one TensorRT generation and records every
-    call; ``Runtime`` hands back a fake engine of that generation."""
-
-    def __init__(self, version, fast_fp16=True, fast_int8=True, dla_cores=0, parse_errors=()):
-        gen = int(version.split(".")[0]) * 10 + int(version.split(".")[1])
-        self.__version__, self.calls = version, []
-        self.nptype = lambda t: t
-        self.TensorIOMode = SimpleNamespace(INPUT="INPUT", OUTPUT="OUTPUT")
-        self.Logger = type("Logger", (), {"WARNING": 2, "__init__": lambda s, lvl: None})
-        if gen < 110:
-            self.NetworkDefinitionCreationFlag = SimpleNamespace(EXPLICIT_BATCH=0)
-            self.BuilderFlag = SimpleNamespace(FP16="FP16", INT8="INT8",
-                                               GPU_FALLBACK="GPU_FALLBACK")
-        else:
-            self.BuilderFlag = SimpleNamespace(GPU_FALLBACK="GPU_FALLBACK")
-        if gen >= 84:
-            self.MemoryPoolType = SimpleNamespace(WORKSPACE="WORKSPACE")
-        self.DeviceType = SimpleNamespace(DLA="DLA", GPU="GPU")
-        self.gen, self.fast = gen, (fast_fp16, fast_int8)
-        self.dla_cores, self.parse_errors = dla_cores, list(parse_errors)
-        self.engine_cls = Engine82 if gen < 85 else Engine10
-        self.plans = []
-        trt = self
-
-        class Config(object):
-            def __init__(self):
-                self.flags, self.cache_blob = [], None
-                if trt.gen < 84:
-                    self.max_workspace_size = 0
-
-            def set_flag(self, f):
-                trt.calls.append(("set_flag", f))
-                self.flags.append(f)
-
-            def create_timing_cache(self, blob):
-                trt.calls.append(("create_timing_cache", bytes(blob)))
-                return "cache"
-
-            def set_timing_cache(self, cache, ignore_mismatch):
-                trt.calls.append(("set_timing_cache", cache, ignore_mismatch))
-
-            def get_timing_cache(self):
-                return SimpleNamespace(serialize=lambda: b"TIMING")
-
-            def add_optimization_profile(self, p):
-                trt.calls.append(("add_optimization_profile",))
-
-            def __setattr__(self, k, v):
-                if k not in ("flags", "cache_blob"):
-                    trt.calls.append(("config." + k, v))
-                object.__setattr__(self, k, v)
-
-        if gen >= 84:
-            Config.set_memory_pool_limit = lambda s, pool, n: trt.calls.append(
-                ("set_memory_pool_limit", pool, n))
-        self.Config = Config
-
-    def Builder(self, logger):
-        trt = self
-        b = SimpleNamespace(num_DLA_cores=self.dla_cores)
-        if self.gen < 110:
-            b.platform_has_fast_fp16, b.platform_has_fast_int8 = self.fast
-        b.create_network = lambda flags: (trt.calls.append(("create_network", flags)) or
-                                          SimpleNamespace(num_inputs=1, get_input=lambda i:
-                                          SimpleNamespace(name="x", shape=(1, 3, 4, 6))))
-        b.create_builder_config = lambda: trt.Config()
-
-        def build(network, config):
-            trt.calls.append(("build_serialized_network",))
-            plan = b"PLAN:" + json.dumps(config.flags).encode()
-            trt.plans.append(plan)
-            return plan
-        b.build_serialized_network = build
-        return b
-
-    def OnnxParser(self, network, logger):
-        errors = self.parse_errors
-
-        def error(i):
-            idx, desc = errors[i]
-            return SimpleNamespace(node=lambda: idx, desc=lambda: desc)
-        return SimpleNamespace(parse_from_file=lambda p: not errors, num_errors=len(errors),
-                               get_error=error)
-
-    def Runtime(self, logger):
-        trt = self
-
-        def deserialize(plan):
-            trt.calls.append(("deserialize_cuda_engine", bytes(plan)))
-            return None if plan.startswith(b"BAD") else trt.engine_cls(FakeNet(), trt)
-        return SimpleNamespace(deserialize_cuda_engine=deserialize)
-
-
 @pytest.fixture
 def fake_platform(monkeypatch):
-    """Route import_tensorrt / platform_facts / cuda.runtime to fakes; returns a setter."""
-    state = {}
-
-    def use(trt, facts):
-        rt, lib = emulated_runtime(integrated=facts["integrated"],
-                                   cc=facts["compute_capability"])
-        state.update(trt=trt, facts=dict(facts, tensorrt=trt.__version__), lib=lib)
-        monkeypatch.setattr(trtmod, "import_tensorrt", lambda: trt)
-        monkeypatch.setattr(trtmod, "platform_facts", lambda t=None, r=None: state["facts"])
-        monkeypatch.setattr(trtmod, "_LOGGER", [])
-        monkeypatch.setattr(cuda, "runtime", lambda: rt)
-        return state["facts"]
-    return use
+    return fake_platform_setter(monkeypatch)
 
 
 @pytest.mark.parametrize("version,workspace_call,batch_flag", [
@@ -704,16 +420,18 @@ def test_api_shape_build_engine_per_generation(tmp_path, fake_platform, version,
     trt = FakeBuilderTrt(version)
     facts = fake_platform(trt, NANO if version.startswith("8") else ORIN)
     meta = {"jetseg.classes": json.dumps(NAMES5)}
-    model = _onnx_with(tmp_path, [helper.make_node("Relu", ["x"], ["y"])], meta)
+    model = onnx_with(tmp_path, [helper.make_node("Relu", ["x"], ["y"])], meta)
     out = build_engine(model, precision="fp16", workspace_mb=256,
                        timing_cache=str(tmp_path / "t.cache"), facts=facts)
-    assert out == str(tmp_path / "m.fp16.engine")
+    # D5: strongly typed TensorRT 11 builds this fp32 ONNX as fp32, and says so
+    built = "fp32" if version.startswith("11") else "fp16"
+    assert out == str(tmp_path / "m.{}.engine".format(built))
     assert ("create_network", batch_flag) in trt.calls and workspace_call in trt.calls
     assert (("set_flag", "FP16") in trt.calls) == (not version.startswith("11"))
     header, plan = eng.read_engine(out)
     assert plan == trt.plans[0]                          # the plan exactly, header stripped
     assert header["metadata"] == meta and header["tensorrt"] == version
-    assert header["onnx_sha256"] == eng.sha256_file(model) and header["precision"] == "fp16"
+    assert header["onnx_sha256"] == cache.sha256_file(model) and header["precision"] == built
     assert header["flags"]["explicit_batch"] == bool(batch_flag)
     assert (tmp_path / "t.cache").read_bytes() == b"TIMING"
     build_engine(model, precision="fp16", timing_cache=str(tmp_path / "t.cache"), facts=facts)
@@ -748,7 +466,7 @@ def test_api_shape_parser_errors_name_the_node(tmp_path, fake_platform):
     from jetseg.backends.tensorrt.build import build_engine
     trt = FakeBuilderTrt("8.2.1.8", parse_errors=[(1, "Unsupported ONNX op GridSample")])
     facts = fake_platform(trt, NANO)
-    model = _onnx_with(tmp_path, [helper.make_node("Relu", ["x"], ["r"], name="relu_1"),
+    model = onnx_with(tmp_path, [helper.make_node("Relu", ["x"], ["r"], name="relu_1"),
                                   helper.make_node("Relu", ["r"], ["y"], name="grid_7")])
     with pytest.raises(JetsegError) as e:
         build_engine(model, facts=facts)
@@ -761,8 +479,8 @@ def test_precision_decisions(tmp_path, fake_platform):
     from jetseg.backends.tensorrt.build import build_engine, precision_plan
     qdq_nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]),
                  helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"])]
-    qdq = _onnx_with(tmp_path, qdq_nodes, name="q.onnx")
-    plain = _onnx_with(tmp_path, [helper.make_node("Relu", ["x"], ["y"])], name="p.onnx")
+    qdq = onnx_with(tmp_path, qdq_nodes, name="q.onnx")
+    plain = onnx_with(tmp_path, [helper.make_node("Relu", ["x"], ["y"])], name="p.onnx")
     nano = FakeBuilderTrt("8.2.1.8", fast_fp16=True, fast_int8=False)
     facts = fake_platform(nano, NANO)
     with pytest.raises(JetsegError) as e:
@@ -785,7 +503,7 @@ def test_precision_decisions(tmp_path, fake_platform):
 
 def test_dla_decisions(tmp_path, fake_platform):
     from jetseg.backends.tensorrt.build import build_engine
-    model = _onnx_with(tmp_path, [helper.make_node("Relu", ["x"], ["y"])])
+    model = onnx_with(tmp_path, [helper.make_node("Relu", ["x"], ["y"])])
     facts = fake_platform(FakeBuilderTrt("8.2.1.8"), NANO)
     with pytest.raises(JetsegError, match="no DLA"):
         build_engine(model, dla_core=0, facts=facts)
@@ -809,7 +527,7 @@ def test_api_shape_onnx_through_engine_cache_into_segmenter(tmp_path, fake_platf
     trt = FakeBuilderTrt("10.3.0.30")
     fake_platform(trt, ORIN)
     meta = {"jetseg.classes": json.dumps(["sky", "road", "car"])}
-    model = _onnx_with(tmp_path, [helper.make_node("Relu", ["x"], ["y"])], meta,
+    model = onnx_with(tmp_path, [helper.make_node("Relu", ["x"], ["y"])], meta,
                        name="cam.onnx")
     seg = Segmenter(model, backend="tensorrt")
     assert seg.classes == ["sky", "road", "car"] and seg.backend.name == "tensorrt"
@@ -834,7 +552,7 @@ def test_api_shape_engine_from_other_trt_is_refused_before_deserializing(tmp_pat
     trt = FakeBuilderTrt("10.3.0.30")
     fake_platform(trt, ORIN)
     p = str(tmp_path / "old.engine")
-    eng.write_engine(p, _header(dict(ORIN, tensorrt="8.6.2.3")), b"PLAN")
+    eng.write_engine(p, fake_header(dict(ORIN, tensorrt="8.6.2.3")), PLAN)
     with pytest.raises(JetsegError, match="built by TensorRT 8.6.2.3 and this is TensorRT "
                                           "10.3.0.30.*jetseg build camvid.onnx"):
         open_backend(p)
@@ -848,3 +566,260 @@ def test_api_shape_engine_from_other_trt_is_refused_before_deserializing(tmp_pat
     assert b.metadata == {} and b.header is None
     assert ("deserialize_cuda_engine", b"PLAN from trtexec") in trt.calls
     b.close()
+
+
+# ==== issue 11 defects ====================================================================
+def _warnings(log):
+    import logging
+    seen = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())
+    log.handlers[:] = [handler]
+    log.setLevel(logging.WARNING)
+    return seen
+
+
+def test_d4_engine_written_before_timing_cache_and_a_bad_cache_is_a_warning(
+        tmp_path, fake_platform, keep_logging):
+    seen = _warnings(keep_logging)
+    trt = FakeBuilderTrt("10.3.0.30")
+    facts = fake_platform(trt, ORIN)
+    trt.Config.set_timing_cache = lambda self, c, ignore: (
+        trt.calls.append(("set_timing_cache", c)) or c != "from-damaged-blob")
+    trt.Config.create_timing_cache = lambda self, blob: (
+        trt.calls.append(("create_timing_cache", bytes(blob))) or
+        ("from-damaged-blob" if blob else "empty"))
+    trt.Config.get_timing_cache = lambda self: None        # TensorRT handed nothing back
+    model = onnx_with(tmp_path, [helper.make_node("Relu", ["x"], ["y"])])
+    cache_file = tmp_path / "t.cache"
+    cache_file.write_bytes(b"damaged timing cache")
+    out = build_engine_for_test(model, facts, timing_cache=str(cache_file))
+    header, plan = eng.read_engine(out)                  # the finished engine was kept
+    assert plan == trt.plans[0] and header["precision"] == "fp16"
+    assert ("create_timing_cache", b"") in trt.calls     # refused cache -> an empty one
+    assert [c for c in trt.calls if c[0] == "set_timing_cache"][-1] == \
+        ("set_timing_cache", "empty")
+    assert any("cannot use the timing cache" in w for w in seen)
+    assert any("timing cache" in w and "not saved" in w for w in seen)
+    assert cache_file.read_bytes() == b"damaged timing cache"     # left alone
+
+
+def build_engine_for_test(model, facts, **kw):
+    from jetseg.backends.tensorrt.build import build_engine
+    return build_engine(model, facts=facts, **kw)
+
+
+def _fp16_onnx(tmp_path, name="half.onnx"):
+    """A graph whose weights are float16 between float32 I/O casts, as ONNX Runtime's
+    float16 converter (what jetseg export --precision fp16 uses) leaves it."""
+    w = numpy_helper.from_array(np.ones((3, 3, 1, 1), np.float16), "w")
+    nodes = [helper.make_node("Cast", ["x"], ["xh"], to=onnx.TensorProto.FLOAT16),
+             helper.make_node("Conv", ["xh", "w"], ["yh"]),
+             helper.make_node("Cast", ["yh"], ["y"], to=onnx.TensorProto.FLOAT)]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info(
+        "x", onnx.TensorProto.FLOAT, [1, 3, 4, 6])], [helper.make_tensor_value_info(
+            "y", onnx.TensorProto.FLOAT, [1, 3, 4, 6])], [w])
+    p = str(tmp_path / name)
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), p)
+    return p
+
+
+def test_d5_graph_precision_from_the_weights(tmp_path):
+    from tests.helpers.tinymodels import TinyNet
+    fp32 = TinyNet(width=32, height=24).save(tmp_path / "tiny.onnx")
+    assert onnx_proto.graph_precision(fp32) == "fp32"
+    assert onnx_proto.graph_precision(_fp16_onnx(tmp_path)) == "fp16"
+    pytest.importorskip("onnxruntime.transformers.float16")
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+    half = convert_float_to_float16(onnx.load(fp32), keep_io_types=True)
+    onnx.save(half, str(tmp_path / "tiny16.onnx"))
+    assert onnx_proto.graph_precision(str(tmp_path / "tiny16.onnx")) == "fp16"
+    qdq = onnx_with(tmp_path, [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]),
+                               helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"])],
+                    name="q.onnx")
+    assert onnx_proto.graph_precision(qdq) == "int8"
+
+
+def test_d5_strongly_typed_tensorrt_records_the_precision_it_builds(tmp_path, fake_platform,
+                                                                   keep_logging):
+    seen = _warnings(keep_logging)
+    trt11 = FakeBuilderTrt("11.0.0.1")
+    facts = fake_platform(trt11, ORIN)
+    fp32 = onnx_with(tmp_path, [helper.make_node("Relu", ["x"], ["y"])], name="cam.onnx")
+    out = build_engine_for_test(fp32, facts, precision="fp16")
+    assert out.endswith("cam.fp32.engine") and eng.read_header(out)["precision"] == "fp32"
+    assert any("the engine is fp32, not fp16" in w for w in seen)
+    b = open_backend(fp32, "tensorrt")                    # the cache says it too
+    assert ".fp32.orin-sm87." in b.engine_path and b.metadata["jetseg.precision"] == '"fp32"'
+    b.close()
+    half = _fp16_onnx(tmp_path)
+    out = build_engine_for_test(half, facts)
+    assert eng.read_header(out)["precision"] == "fp16" and out.endswith("half.fp16.engine")
+    assert not [c for c in trt11.calls if c[0] == "set_flag"]     # no flags: its own types
+    trt10 = FakeBuilderTrt("10.3.0.30")                   # weakly typed: flags choose
+    facts = fake_platform(trt10, ORIN)
+    out = build_engine_for_test(half, facts, precision="fp32", out=str(tmp_path / "h.engine"))
+    assert eng.read_header(out)["precision"] == "fp16" and ("set_flag", "FP16") in trt10.calls
+
+
+def test_d6_dla_core_set_on_the_runtime_before_deserializing(tmp_path, fake_platform):
+    trt = FakeBuilderTrt("8.5.2.2", dla_cores=2)
+    fake_platform(trt, dict(NANO, gpu="Xavier", compute_capability=(7, 2)))
+    p = str(tmp_path / "dla.engine")
+    eng.write_engine(p, fake_header(dict(NANO, tensorrt="8.5.2.2", gpu="Xavier",
+                                         compute_capability=(7, 2)),
+                                    flags={"dla_core": 1}), PLAN)
+    open_backend(p).close()
+    names = [c[0] for c in trt.calls]
+    assert ("runtime.DLA_core", 1) in trt.calls
+    assert names.index("runtime.DLA_core") < names.index("deserialize_cuda_engine")
+    trt.calls[:] = []
+    p2 = str(tmp_path / "gpu.engine")
+    eng.write_engine(p2, fake_header(dict(NANO, tensorrt="8.5.2.2", gpu="Xavier",
+                                          compute_capability=(7, 2))), PLAN)
+    open_backend(p2).close()
+    assert not [c for c in trt.calls if c[0] == "runtime.DLA_core"]
+
+
+def test_d9_close_drops_every_tensorrt_reference():
+    import gc
+    import weakref
+    rt, lib = emulated_runtime()
+    trt = fake_trt("10.3.0.30")
+    e = Engine10(FakeNet(), trt)
+    ref = weakref.ref(e)
+    b = trtmod.TrtBackend(e, trt=trt, rt=rt, props=DESKTOP)
+    b.run({"image": frame()})
+    del e
+    b.close()
+    gc.collect()
+    assert ref() is None and b.io is None and b.context is None and lib.mem == {}
+
+
+def test_d9_a_refused_tensor_address_is_an_error():
+    from tests.helpers.trt_fakes import Context10
+
+    class Refusing(Context10):
+        def set_tensor_address(self, name, ptr):
+            return False
+    rt, _ = emulated_runtime()
+    trt = fake_trt("10.3.0.30")
+    e = Engine10(FakeNet(), trt)
+    with pytest.raises(JetsegError, match="refused the buffer address for tensor 'image'"):
+        trtmod.TrtBackend(e, trt=trt, rt=rt, props=DESKTOP, context=Refusing(e.net))
+
+
+def _raw_engine(tmp_path, header_text, plan=PLAN, name="bad.engine"):
+    blob = header_text.encode("utf-8")
+    p = tmp_path / name
+    p.write_bytes(eng.MAGIC + eng._LEN.pack(len(blob)) + blob + plan)
+    return str(p)
+
+
+def _good_header_json(**changes):
+    h = fake_header(NANO, onnx_sha256="h")
+    h.update(changes)
+    return json.dumps(h)
+
+
+@pytest.mark.parametrize("text,why", [
+    ('{"format": 1, "x": ' + "[" * 200000 + "]" * 200000 + "}", "not valid JSON"),
+    (_good_header_json(compute_capability="abc"), "compute_capability is 'abc'"),
+    (_good_header_json(compute_capability={}), "compute_capability is {}"),
+    (_good_header_json(compute_capability=[8]), "compute_capability is [8]"),
+    (_good_header_json(compute_capability=[8, "x"]), "compute_capability"),
+    (_good_header_json(flags=["dla_core", 1]), "flags are not a JSON object"),
+    (_good_header_json(metadata="jetseg.classes"), "metadata is not a map of strings"),
+    (_good_header_json(metadata={"jetseg.classes": ["sky"]}), "metadata is not a map"),
+    (_good_header_json(format="2"), "header format is '2'"),
+    (_good_header_json(format=True), "header format is True"),
+    (_good_header_json(tensorrt=8.2), "tensorrt is 8.2, not text"),
+    (_good_header_json(precision="fp8"), "unknown precision 'fp8'"),
+    (_good_header_json(plan_size=7), "the plan is 128 bytes and its header says 7"),
+    ("[1, 2]", "not a JSON object"),
+])
+def test_d10_damaged_headers_are_jetseg_errors_and_stale_never_tracebacks(tmp_path, text, why):
+    p = _raw_engine(tmp_path, text)
+    for read in (eng.read_engine, eng.read_header, eng.describe_engine_file):
+        with pytest.raises(JetsegError, match=re.escape(why)) as e:
+            read(p)
+        assert "jetseg build" in str(e.value)
+    fresh, reason = cache.engine_is_fresh(p, "h", "fp16", NANO)
+    assert fresh is False and reason.startswith("stale: the cached engine is unreadable")
+    try:
+        header = json.loads(text)
+    except RecursionError:
+        return
+    if isinstance(header, dict) and "plan_size" not in header:
+        with pytest.raises(JetsegError):        # the same header handed to the guard itself
+            cache.check_engine(header, NANO, p)
+
+
+@pytest.mark.parametrize("plan,why", [(b"", "plan after it is missing"),
+                                      (b"P", "a 1-byte plan cannot be a TensorRT engine")])
+def test_d10_a_header_without_a_real_plan_is_not_fresh(tmp_path, plan, why):
+    p = _raw_engine(tmp_path, _good_header_json(), plan=plan)
+    fresh, reason = cache.engine_is_fresh(p, "h", "fp16", NANO)
+    assert fresh is False and why in reason
+    with pytest.raises(JetsegError, match=why):
+        eng.read_engine(p)
+
+
+def test_d10_a_damaged_cached_engine_is_rebuilt_not_a_crash(tmp_path):
+    model = tmp_path / "camvid.onnx"
+    model.write_bytes(b"onnx v1")
+    build = CountingBuild(NANO)
+    p = cache.ensure_engine(str(model), "fp16", NANO, build)
+    _raw_engine(tmp_path, _good_header_json(compute_capability="abc"),
+                name=os.path.basename(p))
+    assert cache.ensure_engine(str(model), "fp16", NANO, build) == p
+    assert len(build.calls) == 2 and eng.read_header(p)["compute_capability"] == [5, 3]
+
+
+@needs_no_trt
+def test_d10_engine_facts_read_without_tensorrt(tmp_path):
+    p = eng.write_engine(str(tmp_path / "m.engine"), fake_header(
+        NANO, flags={"workspace_mb": 512, "dla_core": 0, "timing_cache": False}), PLAN)
+    lines = dict(eng.describe_engine_file(p))
+    assert lines["engine"].startswith("jetseg engine") and lines["tensorrt"] == "8.2.1.8"
+    assert lines["gpu"] == "NVIDIA Tegra X1 (compute capability 5.3)"
+    assert lines["precision"] == "fp16"
+    assert lines["flags"] == '{"dla_core": 0, "workspace_mb": 512}'
+    plain = tmp_path / "trtexec.plan"
+    plain.write_bytes(PLAN)
+    assert dict(eng.describe_engine_file(str(plain)))["engine"].startswith("plain TensorRT")
+    with pytest.raises(JetsegError, match="model file not found"):
+        eng.describe_engine_file(str(tmp_path / "none.engine"))
+
+
+# ==== plain plans with a sidecar (jetseg build --plain) ===================================
+def test_plain_build_writes_a_bare_plan_and_sidecar_that_the_runtime_and_guard_read(
+        tmp_path, fake_platform):
+    trt = FakeBuilderTrt("10.3.0.30")
+    facts = fake_platform(trt, ORIN)
+    meta = {"jetseg.classes": json.dumps(["sky", "road", "car"])}
+    model = onnx_with(tmp_path, [helper.make_node("Relu", ["x"], ["y"])], meta, "cam.onnx")
+    out = build_engine_for_test(model, facts, precision="fp16", plain=True,
+                                out=str(tmp_path / "cam.plan"))
+    with open(out, "rb") as f:
+        assert f.read() == trt.plans[0]                 # byte for byte what TensorRT wrote
+    side = json.loads((tmp_path / "cam.plan.json").read_text())
+    assert side["metadata"] == meta and side["tensorrt"] == "10.3.0.30"
+    assert side["plan_size"] == len(trt.plans[0]) and side["precision"] == "fp16"
+    assert dict(eng.describe_engine_file(out))["engine"].startswith("plain TensorRT plan "
+                                                                     "with facts")
+    b = open_backend(out)                               # runtime: facts from the sidecar
+    assert b.header["onnx_sha256"] == cache.sha256_file(model)
+    assert json.loads(b.metadata["jetseg.classes"]) == ["sky", "road", "car"]
+    b.close()
+    assert cache.engine_is_fresh(out, cache.sha256_file(model), "fp16", facts) == (True, "")
+    fake_platform(FakeBuilderTrt("10.4.0.1"), ORIN)     # guard: another TensorRT
+    with pytest.raises(JetsegError, match="built by TensorRT 10.3.0.30 and this is TensorRT "
+                                          r"10.4.0.1.*--plain -o"):
+        open_backend(out)
+    fake_platform(trt, ORIN)
+    with open(out, "r+b") as f:                         # the plan replaced, sidecar left over
+        f.write(b"X")
+    with pytest.raises(JetsegError, match="describes another plan"):
+        open_backend(out)
+    assert build_parser().parse_args(["build", model, "--plain"]).plain is True

@@ -1,27 +1,85 @@
 """Inference backends: one object, one ``run`` (the shape of ONNX Runtime's session).
 
 A backend loads a model file and exposes ``inputs`` / ``outputs`` (TensorDesc lists),
-``metadata`` (the model's string key/value facts) and ``run(feeds) -> {name: ndarray}``.
+``metadata`` (the model's string key/value facts) and ``run(feeds, names) -> {name:
+ndarray}``. ``Backend.run`` checks the feeds against ``inputs`` (names, dtype, shape) and the
+names against ``outputs`` once, for every backend, then calls the backend's ``_run``.
 Heavy libraries are imported only when a backend of that kind is opened.
 """
 import os
 
-from jetseg.errors import JetsegError
+from jetseg.errors import JetsegError, log
 
-BACKENDS = ("auto", "onnxruntime", "tensorrt")
+BACKEND_NAMES = ("auto", "onnxruntime", "tensorrt")
+# the options each backend takes (open_backend refuses any other name)
+ORT_OPTIONS = ("providers", "threads")
+TRT_OPTIONS = ("precision", "workspace_mb", "dla_core", "timing_cache", "rebuild", "memory",
+               "reuse_outputs")
+ENGINE_EXTS = (".engine", ".plan", ".trt")
 
 
 class Backend(object):
     name = "base"
+    what = "model"          # what error messages call the loaded thing
 
     def __init__(self):
         self.inputs = []
         self.outputs = []
         self.metadata = {}
         self.providers = []
+        self.path = None
 
-    def run(self, feeds):
+    def run(self, feeds, names=None):
+        """Outputs ``names`` (default: all) for ``feeds`` ({input name: array})."""
+        feeds, names = self.check_run(feeds, names)
+        return self._run(feeds, names)
+
+    def _run(self, feeds, names):
         raise NotImplementedError
+
+    def check_run(self, feeds, names=None):
+        """(feeds as arrays, output names), or one JetsegError naming the first mismatch."""
+        import numpy as np
+        what = self.what
+        if not isinstance(feeds, dict):
+            raise JetsegError("feeds must be a dict of input name -> array",
+                              fix="pass {{{!r}: array}}".format(self.inputs[0].name
+                                                                 if self.inputs else "input"))
+        known = [t.name for t in self.inputs]
+        extra = [n for n in feeds if n not in known]
+        if extra:
+            raise JetsegError("the {} has no input {!r}".format(what, extra[0]), path=self.path,
+                              fix="its inputs: " + ", ".join(known))
+        out = {}
+        for t in self.inputs:
+            if t.name not in feeds:
+                raise JetsegError("no value for {} input {!r}".format(what, t.name),
+                                  path=self.path, fix="feed every input: " + ", ".join(known))
+            value = out[t.name] = np.asarray(feeds[t.name])
+            try:
+                want = np.dtype(t.dtype)
+            except TypeError:
+                want = None         # a type numpy has no name for: the backend judges
+            if want is not None and value.dtype != want:
+                raise JetsegError("input {!r} is {}; the {} takes {}".format(
+                    t.name, value.dtype, what, want), path=self.path,
+                    fix="feed {} values".format(want))
+            if t.shape is not None and (len(t.shape) != value.ndim or any(
+                    isinstance(w, int) and w > 0 and w != g
+                    for w, g in zip(t.shape, value.shape))):
+                raise JetsegError("input {!r} has shape {}; the {} takes {}".format(
+                    t.name, tuple(value.shape), what, t.shape), path=self.path,
+                    fix="feed the size the {} was made for (or export/build it for this "
+                        "size)".format(what))
+        if names is None:
+            return out, [o.name for o in self.outputs]
+        names = list(names)
+        outputs = [o.name for o in self.outputs]
+        for n in names:
+            if n not in outputs:
+                raise JetsegError("the {} has no output {!r}".format(what, n), path=self.path,
+                                  fix="its outputs: " + ", ".join(outputs))
+        return out, names
 
     def close(self):
         pass
@@ -46,27 +104,46 @@ def check_model_file(path):
     return path
 
 
-def open_backend(path, backend="auto", **options):
-    """Open ``path`` with the named backend; ``auto`` picks by file type (an .onnx on a
-    Jetson with TensorRT runs as a cached engine)."""
-    path = check_model_file(path)
-    if backend not in BACKENDS:
+def _jetson_with_tensorrt():
+    import importlib.util
+    return (os.path.exists("/etc/nv_tegra_release")
+            and importlib.util.find_spec("tensorrt") is not None)
+
+
+def choose_backend(path, backend="auto", providers=None):
+    """The backend ``auto`` means for ``path``: TensorRT for an engine file, and for an .onnx
+    on a Jetson with TensorRT (built into a cached engine on the first start, as
+    jetson-inference does) unless ONNX Runtime providers were asked for."""
+    if backend not in BACKEND_NAMES:
         raise JetsegError("unknown backend {!r}".format(backend),
-                          fix="use one of: " + ", ".join(BACKENDS))
-    if backend == "auto":
-        ext = os.path.splitext(path)[1].lower()
-        backend = "tensorrt" if ext in (".engine", ".plan", ".trt") else "onnxruntime"
-        if backend == "onnxruntime" and not options.get("providers"):
-            # on a Jetson with TensorRT an ONNX runs as an engine cached beside it (built on
-            # the first start, as jetson-inference does); --backend onnxruntime opts out
-            import importlib.util
-            if (os.path.exists("/etc/nv_tegra_release")
-                    and importlib.util.find_spec("tensorrt") is not None):
-                backend = "tensorrt"
+                          fix="use one of: " + ", ".join(BACKEND_NAMES))
+    if backend != "auto":
+        return backend
+    if os.path.splitext(str(path))[1].lower() in ENGINE_EXTS:
+        return "tensorrt"
+    return "tensorrt" if not providers and _jetson_with_tensorrt() else "onnxruntime"
+
+
+def open_backend(path, backend="auto", **options):
+    """Open ``path`` with the named backend (see choose_backend). ``options``: ORT_OPTIONS
+    and TRT_OPTIONS by name; a name in neither is an error, one for the other backend is
+    dropped (with a warning when it was set)."""
+    unknown = sorted(k for k in options if k not in ORT_OPTIONS + TRT_OPTIONS)
+    if unknown:
+        raise JetsegError("unknown backend option(s): {}".format(", ".join(unknown)),
+                          fix="options are " + ", ".join(ORT_OPTIONS + TRT_OPTIONS))
+    path = check_model_file(path)
+    backend = choose_backend(path, backend, options.get("providers"))
+    mine = ORT_OPTIONS if backend == "onnxruntime" else TRT_OPTIONS
+    for k in sorted(options):
+        v = options[k]
+        if k not in mine and v is not None and v is not False and v != "auto":
+            log.warning("option %s=%r does not apply to %s: ignored", k, v, backend)
+    options = dict((k, v) for k, v in options.items() if k in mine)
     if backend == "onnxruntime":
         from jetseg.backends.onnxruntime import OrtBackend
         return OrtBackend(path, **options)
     # TensorRT: an engine file, or an .onnx built into the engine cache beside it. A missing
     # `tensorrt` module is a JetsegError naming TensorRT and how to get it.
-    from jetseg.backends.tensorrt.runner import TrtBackend
-    return TrtBackend(path, **options)
+    from jetseg.backends.tensorrt import runner
+    return runner.open_tensorrt(path, **options)

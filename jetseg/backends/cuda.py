@@ -3,31 +3,18 @@
 No compiler, no pycuda, no cuda-python (which needs CUDA >= 11, so no Nano): the same idea
 as Polygraphy's ``polygraphy/cuda`` wrapper, with only what jetseg's TensorRT backend needs:
 
-    rt = runtime()                          # loads libcudart once, selects device 0
+    rt = runtime()                          # finds and starts libcudart once, device 0
     props = rt.device_properties()          # name, compute capability, integrated?
-    buf = HostBuffer((1, 3, 360, 480), "float32", mapped=True)   # pinned, GPU-visible
-    buf.array[...] = frame                  # numpy view of the pinned host memory
-    dev = DeviceBuffer(buf.nbytes)
-    with Stream() as s:
-        dev.copy_from(buf, s); ...; s.synchronize()
 
-Every failing call raises JetsegError with CUDA's own error name and string. Buffers are
-allocated once and expose numpy views; nothing here allocates per frame.
-
-Memory on Jetson (CUDA for Tegra app note): CPU and integrated GPU share DRAM, so mapped
-pinned memory (``cudaHostAllocMapped`` + ``cudaHostGetDevicePointer``) is read and written
-by the GPU in place: zero copies. On Xavier and Orin (compute capability >= 7.2, I/O
-coherent) that memory is cached for the CPU too; on the Nano/TX1/TX2 pinned memory is not
-CPU-cached, so outputs the CPU reads are better copied from device memory into ordinary
-(cached) host memory: ``memory_plan`` makes that choice.
+Buffers, streams and events on top of it are in ``cuda_buffers``; finding the library is
+``cuda_find``. Every failing call raises CudaError with CUDA's own error name and string,
+and a fix for the codes a user can do something about.
 """
 import ctypes
-import ctypes.util
-import glob
 import os
-import re
 
 from jetseg.errors import JetsegError, log
+from jetseg.backends.cuda_find import find_cudart, tensorrt_cuda_major
 
 # enums from cuda_runtime_api.h / driver_types.h (stable since CUDA 4)
 H2D, D2H, D2D, DEFAULT_KIND = 1, 2, 3, 4
@@ -35,12 +22,18 @@ HOST_ALLOC_DEFAULT, HOST_ALLOC_PORTABLE, HOST_ALLOC_MAPPED, HOST_ALLOC_WRITE_COM
 DEVICE_MAP_HOST = 0x08
 ATTR_INTEGRATED, ATTR_CAN_MAP_HOST_MEMORY = 18, 19
 ATTR_CC_MAJOR, ATTR_CC_MINOR = 75, 76
-ERR_SET_ON_ACTIVE_PROCESS = 36
+# cudaError_t values (driver_types.h; 708 has been cudaErrorSetOnActiveProcess since CUDA
+# 10.1, and 36 is now cudaErrorCallRequiresNewerDriver)
+ERR_INIT, ERR_STUB_LIBRARY, ERR_INSUFFICIENT_DRIVER, ERR_NEWER_DRIVER = 3, 34, 35, 36
+ERR_NO_DEVICE, ERR_SET_ON_ACTIVE_PROCESS, ERR_UNKNOWN = 100, 708, 999
+# a libcudart that answers these may only be the wrong one: the next candidate is tried
+WRONG_LIBRARY = (ERR_STUB_LIBRARY, ERR_INSUFFICIENT_DRIVER, ERR_NEWER_DRIVER)
 
 _VOIDP = ctypes.c_void_p
 _SIGS = {   # name: (argtypes, restype); every function returns cudaError_t (int) unless said
     "cudaGetErrorString": ([ctypes.c_int], ctypes.c_char_p),
     "cudaGetErrorName": ([ctypes.c_int], ctypes.c_char_p),
+    "cudaGetLastError": ([], ctypes.c_int),
     "cudaRuntimeGetVersion": ([ctypes.POINTER(ctypes.c_int)], ctypes.c_int),
     "cudaDriverGetVersion": ([ctypes.POINTER(ctypes.c_int)], ctypes.c_int),
     "cudaGetDeviceCount": ([ctypes.POINTER(ctypes.c_int)], ctypes.c_int),
@@ -72,6 +65,16 @@ _SIGS = {   # name: (argtypes, restype); every function returns cudaError_t (int
 NO_CUDA_FIX = ("on a Jetson CUDA comes with JetPack (sudo apt-get install nvidia-jetpack, or "
                "run the container with --runtime nvidia); elsewhere install the NVIDIA driver "
                "and CUDA toolkit, or run the .onnx model with --backend onnxruntime")
+HINTS = {
+    ERR_INIT: ("CUDA could not initialise: check that the GPU driver is loaded (tegrastats "
+               "or nvidia-smi), that this user may use the GPU (the video group on a "
+               "Jetson), and in a container that the NVIDIA runtime is on (--runtime nvidia)"),
+    ERR_INSUFFICIENT_DRIVER: NO_CUDA_FIX,
+    ERR_NO_DEVICE: NO_CUDA_FIX,
+    ERR_UNKNOWN: ("CUDA could not reach the GPU; in Docker this is a container without the "
+                  "NVIDIA runtime: run it with --runtime nvidia (Jetson) or --gpus all "
+                  "(desktop); otherwise reboot, or see tegrastats / nvidia-smi"),
+}
 
 
 class CudaError(JetsegError):
@@ -80,82 +83,6 @@ class CudaError(JetsegError):
     def __init__(self, message, code=None, fix=None):
         self.code = code
         super(CudaError, self).__init__(message, fix=fix)
-
-
-# ---- finding libcudart -------------------------------------------------------------------
-def search_dirs(environ=None):
-    """Folders where JetPack, the CUDA toolkits (10.2..13) and pip's nvidia wheels keep it."""
-    env = os.environ if environ is None else environ
-    dirs = [d for d in env.get("LD_LIBRARY_PATH", "").split(os.pathsep) if d]
-    for var in ("CUDA_HOME", "CUDA_PATH"):
-        if env.get(var):
-            dirs += [os.path.join(env[var], "lib64"), os.path.join(env[var], "lib")]
-    for root in ["/usr/local/cuda"] + sorted(glob.glob("/usr/local/cuda-*"), reverse=True):
-        dirs += [os.path.join(root, "lib64"), os.path.join(root, "lib"),
-                 os.path.join(root, "targets", "aarch64-linux", "lib"),
-                 os.path.join(root, "targets", "sbsa-linux", "lib"),
-                 os.path.join(root, "targets", "x86_64-linux", "lib")]
-    dirs += ["/usr/lib/aarch64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/usr/lib64",
-             "/usr/lib"]
-    try:                    # pip's nvidia-cuda-runtime-cu1x wheels (desktop only)
-        import site
-        for sp in site.getsitepackages() + [site.getusersitepackages()]:
-            dirs += sorted(glob.glob(os.path.join(sp, "nvidia", "cu*", "lib")), reverse=True)
-            dirs.append(os.path.join(sp, "nvidia", "cuda_runtime", "lib"))
-    except Exception:       # some virtualenvs have an old site module
-        pass
-    out = []
-    for d in dirs:
-        if d not in out:
-            out.append(d)
-    return out
-
-
-def _version_key(path):
-    nums = re.findall(r"\d+", os.path.basename(path).split(".so", 1)[-1])
-    return tuple(int(n) for n in nums)
-
-
-def loaded_cudart(maps="/proc/self/maps"):
-    """The libcudart this process already has (TensorRT loads its own): use the same one."""
-    try:
-        with open(maps) as f:
-            for line in f:
-                p = line.split()[-1] if line.strip() else ""
-                if "/libcudart.so" in p:
-                    return p
-    except (IOError, OSError):
-        pass
-    return None
-
-
-def find_cudart(environ=None, dirs=None):
-    """Candidate libcudart paths, best first: $JETSEG_CUDART, the one already loaded,
-    then the newest ``libcudart.so*`` in each known folder, then the loader's own search."""
-    env = os.environ if environ is None else environ
-    out = []
-    if env.get("JETSEG_CUDART"):
-        out.append(env["JETSEG_CUDART"])
-    if environ is None:
-        here = loaded_cudart()
-        if here:
-            out.append(here)
-    for d in (search_dirs(env) if dirs is None else dirs):
-        found = sorted(glob.glob(os.path.join(d, "libcudart.so*")), key=_version_key,
-                       reverse=True)
-        out += [f for f in found if os.path.isfile(f)]
-    name = ctypes.util.find_library("cudart")
-    if name:
-        out.append(name)
-    out += ["libcudart.so", "libcudart.so.13", "libcudart.so.12", "libcudart.so.11.0",
-            "libcudart.so.10.2"]
-    seen, uniq = set(), []
-    for p in out:
-        key = os.path.realpath(p) if os.path.isabs(p) else p
-        if key not in seen:
-            seen.add(key)
-            uniq.append(p)
-    return uniq
 
 
 def load_cudart(candidates=None):
@@ -212,13 +139,11 @@ class CudaRuntime(object):
 
     def check(self, code, what):
         if code:
-            fix, lead = None, ""
-            if code in (35, 100):       # insufficient driver, no device
-                fix, lead = NO_CUDA_FIX, "no usable CUDA GPU here: "
+            lead = "no usable CUDA GPU here: " if code in HINTS else ""
             raise CudaError("{}{} failed ({})".format(lead, what, self.error_text(code)),
                             code=code,
-                            fix=fix or "see the CUDA error above; `jetseg doctor` checks the "
-                                       "installation")
+                            fix=HINTS.get(code) or "see the CUDA error above; `jetseg doctor` "
+                                                   "checks the installation")
         return code
 
     def call(self, name, *args):
@@ -244,7 +169,11 @@ class CudaRuntime(object):
         if self.device_count() < 1:
             raise CudaError("no CUDA GPU is visible", fix=NO_CUDA_FIX)
         code = self.fn("cudaSetDeviceFlags")(DEVICE_MAP_HOST)
-        if code not in (0, ERR_SET_ON_ACTIVE_PROCESS):   # with UVA (64-bit) mapping is on
+        if code == ERR_SET_ON_ACTIVE_PROCESS:
+            # a context exists already (TensorRT made one): with unified addressing (64-bit)
+            # mapping is on anyway. The error is sticky: clear it, or the next check sees it
+            self.fn("cudaGetLastError")()
+        else:
             self.check(code, "cudaSetDeviceFlags")
         self.call("cudaSetDevice", self.device)
         return self
@@ -347,12 +276,49 @@ class CudaRuntime(object):
 _RUNTIME = None
 
 
+def open_runtime(candidates=None, device=0, load=ctypes.CDLL):
+    """The first libcudart of ``candidates`` (default: find_cudart, the CUDA major the
+    imported TensorRT was built for first) that loads and starts on this driver. One that
+    is a stub, newer than the driver or lacks a function is passed over for the next; bare
+    names (the loader's own search) are tried only when no full path loaded."""
+    if candidates is None:
+        candidates = find_cudart(prefer_major=tensorrt_cuda_major())
+    errors, codes, loaded_one = [], set(), False
+    for path in candidates:
+        if loaded_one and not os.path.isabs(path):
+            continue
+        try:
+            lib = load(path)
+        except OSError as e:
+            if os.path.isabs(path):
+                errors.append("{} ({})".format(path, str(e).split(":")[-1].strip()))
+            continue
+        loaded_one = loaded_one or os.path.isabs(path)
+        rt = CudaRuntime(lib, path, device)
+        try:
+            return rt.init_device()
+        except CudaError as e:
+            if e.code is not None and e.code not in WRONG_LIBRARY:
+                raise
+            errors.append("{} ({})".format(path, rt.error_text(e.code).split(":")[0]
+                                           if e.code else e.message))
+            codes.add(e.code)
+    if not errors:
+        raise CudaError("the CUDA runtime library (libcudart) was not found: no "
+                        "libcudart.so* in the usual folders",
+                        fix=NO_CUDA_FIX + " (or point JETSEG_CUDART at libcudart.so)")
+    raise CudaError("no libcudart here starts on this GPU driver: " + "; ".join(errors[:4]),
+                    code=ERR_INSUFFICIENT_DRIVER if ERR_INSUFFICIENT_DRIVER in codes else None,
+                    fix=NO_CUDA_FIX + " (or point JETSEG_CUDART at the libcudart that "
+                                      "matches the driver)")
+
+
 def runtime():
-    """The process-wide CudaRuntime, loaded and with its device selected on first use."""
+    """The process-wide CudaRuntime, found, loaded and with its device selected on first
+    use."""
     global _RUNTIME
     if _RUNTIME is None:
-        rt = CudaRuntime()
-        rt.init_device()
+        rt = open_runtime()
         log.debug("CUDA runtime %s from %s", rt.runtime_version(), rt.path)
         _RUNTIME = rt
     return _RUNTIME
@@ -361,137 +327,3 @@ def runtime():
 def version_text(v):
     """10020 -> "10.2", 12040 -> "12.4" (CUDA's integer version encoding)."""
     return "{}.{}".format(v // 1000, (v % 1000) // 10)
-
-
-def memory_plan(props, role):
-    """How to place one I/O tensor: "mapped" (zero-copy: GPU uses the pinned host memory in
-    place), "pinned" (pinned host + device buffer, async copies) or "pageable" (device
-    buffer copied back into ordinary cached host memory: outputs on Tegra without I/O
-    coherency, where pinned memory is uncached for the CPU)."""
-    if not props.get("integrated") or not props.get("can_map_host_memory"):
-        return "pinned"
-    if role == "output" and tuple(props.get("compute_capability") or (0, 0)) < (7, 2):
-        return "pageable"
-    return "mapped"
-
-
-# ---- objects -----------------------------------------------------------------------------
-def _nbytes(shape, dtype):
-    import numpy as np
-    n = 1
-    for d in shape:
-        n *= int(d)
-    return n * np.dtype(dtype).itemsize
-
-
-class HostBuffer(object):
-    """Pinned (page-locked) host memory with a numpy view ``array``; ``mapped=True`` also
-    maps it into the GPU's address space (``device_ptr``)."""
-
-    def __init__(self, shape, dtype, mapped=False, rt=None):
-        import numpy as np
-        self.rt = rt or runtime()
-        self.shape, self.dtype = tuple(int(d) for d in shape), np.dtype(dtype)
-        self.nbytes = _nbytes(self.shape, self.dtype)
-        flags = HOST_ALLOC_MAPPED if mapped else HOST_ALLOC_DEFAULT
-        self.ptr = self.rt.host_alloc(self.nbytes, flags)
-        self.device_ptr = self.rt.host_device_pointer(self.ptr) if mapped else None
-        raw = (ctypes.c_uint8 * max(1, self.nbytes)).from_address(self.ptr)
-        self.array = np.frombuffer(raw, np.uint8, self.nbytes).view(self.dtype).reshape(
-            self.shape)
-
-    def free(self):
-        if self.ptr:
-            self.array = None
-            self.rt.free_host(self.ptr)
-            self.ptr = self.device_ptr = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.free()
-
-
-class DeviceBuffer(object):
-    """``nbytes`` of GPU memory; copies to and from host arrays (async with a stream)."""
-
-    def __init__(self, nbytes, rt=None):
-        self.rt = rt or runtime()
-        self.nbytes = int(nbytes)
-        self.ptr = self.rt.malloc(self.nbytes)
-
-    def _check(self, arr):
-        if arr.nbytes != self.nbytes or not arr.flags["C_CONTIGUOUS"]:
-            raise JetsegError("host array of {} bytes (contiguous: {}) for a device buffer of "
-                              "{} bytes".format(arr.nbytes, arr.flags["C_CONTIGUOUS"],
-                                                self.nbytes),
-                              fix="this is a jetseg bug: please report it")
-
-    def copy_from(self, host, stream=None):
-        """``host``: numpy array or HostBuffer. Async on ``stream`` (a Stream or handle)."""
-        arr = getattr(host, "array", host)
-        self._check(arr)
-        self.rt.memcpy(self.ptr, arr.ctypes.data, self.nbytes, H2D, _handle(stream))
-
-    def copy_to(self, host, stream=None):
-        arr = getattr(host, "array", host)
-        self._check(arr)
-        self.rt.memcpy(arr.ctypes.data, self.ptr, self.nbytes, D2H, _handle(stream))
-
-    def free(self):
-        if self.ptr:
-            self.rt.free(self.ptr)
-            self.ptr = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.free()
-
-
-def _handle(stream):
-    return getattr(stream, "handle", stream)
-
-
-class Stream(object):
-    def __init__(self, rt=None):
-        self.rt = rt or runtime()
-        self.handle = self.rt.stream_create()
-
-    def synchronize(self):
-        self.rt.stream_synchronize(self.handle)
-
-    def close(self):
-        if self.handle:
-            self.rt.stream_destroy(self.handle)
-            self.handle = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-
-class Event(object):
-    """Timing marks on a stream: ``end.elapsed_ms(start)`` after ``end.synchronize()``."""
-
-    def __init__(self, rt=None):
-        self.rt = rt or runtime()
-        self.handle = self.rt.event_create()
-
-    def record(self, stream=None):
-        self.rt.event_record(self.handle, _handle(stream))
-
-    def synchronize(self):
-        self.rt.event_synchronize(self.handle)
-
-    def elapsed_ms(self, start):
-        return self.rt.event_elapsed_ms(start.handle, self.handle)
-
-    def close(self):
-        if self.handle:
-            self.rt.event_destroy(self.handle)
-            self.handle = None

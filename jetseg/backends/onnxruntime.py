@@ -1,5 +1,6 @@
 """ONNX Runtime backend: CPU always; CUDA / TensorRT execution providers when installed."""
 import os
+import re
 
 from jetseg.errors import JetsegError, log
 from jetseg.core.modelinfo import TensorDesc
@@ -72,10 +73,25 @@ def _desc(nodes):
     return out
 
 
+_SOURCE_REF = re.compile(r"\S+\.(?:h|cc|cpp):\d+ [\w:~<>, ]+\([^)]*\)(?: const)? ?")
+
+
+def _one_line(e, limit=500):
+    """ORT's message on one line, without its source file/function references."""
+    text = _SOURCE_REF.sub("", " ".join(str(e).split())) or type(e).__name__
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 class OrtBackend(Backend):
+    """An ONNX model in an onnxruntime.InferenceSession.
+
+    providers  ONNX Runtime providers in order ("tensorrt,cuda,cpu" or full names); default
+               the best installed (DEFAULT_PROVIDERS)
+    threads    intra-op CPU threads
+    """
     name = "onnxruntime"
 
-    def __init__(self, path, providers=None, threads=None, **unused):
+    def __init__(self, path, providers=None, threads=None):
         super(OrtBackend, self).__init__()
         ort = _import_ort()
         chosen = choose_providers(ort.get_available_providers(), parse_providers(providers),
@@ -87,11 +103,12 @@ class OrtBackend(Backend):
         try:
             self.session = ort.InferenceSession(path, opts, providers=chosen)
         except Exception as e:          # ORT raises its own pybind types; say it in one line
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise JetsegError("cannot load model: {}".format(first[:300]), path=path,
+            raise JetsegError("cannot load model: {}".format(_one_line(e, 300)), path=path,
                               fix="the file is truncated, corrupt or not ONNX: copy or export "
                                   "it again (jetseg export)")
         self.path = path
+        self._run_options = ort.RunOptions()
+        self._run_options.log_severity_level = 4      # failures are reported as JetsegError
         self.providers = self.session.get_providers()
         self.inputs = _desc(self.session.get_inputs())
         self.outputs = _desc(self.session.get_outputs())
@@ -99,15 +116,15 @@ class OrtBackend(Backend):
         self.metadata = dict(meta.custom_metadata_map or {})
         log.debug("onnxruntime %s, providers %s", ort.__version__, self.providers)
 
-    def run(self, feeds, names=None):
-        names = names or [o.name for o in self.outputs]
+    def _run(self, feeds, names):
         try:
-            values = self.session.run(names, feeds)
-        except Exception as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise JetsegError("inference failed: {}".format(first[:300]), path=self.path,
-                              fix="check that the model's input size and type match its "
-                                  "metadata (pass --input-size for models with dynamic size)")
+            values = self.session.run(names, feeds, self._run_options)
+        except Exception as e:          # the feeds matched the declared inputs: ORT says why
+            raise JetsegError("ONNX Runtime failed: {}".format(_one_line(e)), path=self.path,
+                              fix="the inputs match the model's declared names, types and "
+                                  "shapes, so the graph itself failed on them: see ONNX "
+                                  "Runtime's message; try --providers cpu, or export the "
+                                  "model again")
         return dict(zip(names, values))
 
     def close(self):

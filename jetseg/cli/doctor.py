@@ -14,6 +14,7 @@ import re
 import sys
 
 from jetseg.errors import JetsegError
+from jetseg.backends.tensorrt.platform import jetpack_facts
 
 TEGRA_RELEASE = "/etc/nv_tegra_release"
 DT_MODEL = "/proc/device-tree/model"
@@ -93,30 +94,51 @@ def _check_cuda(jetson):
 
 
 def _check_tensorrt(jetson, props):
-    from jetseg.backends.tensorrt.runner import TRT_FIX, fast_precisions
+    from jetseg.backends.tensorrt import platform as plat
     try:
         import tensorrt as trt
     except ImportError as e:
-        return [Check("TensorRT", False, "not installed ({})".format(e), fix=TRT_FIX,
+        return [Check("TensorRT", False, "not installed ({})".format(e), fix=plat.TRT_FIX,
                       essential=jetson)], None
     api = ("named tensors, execute_async_v3" if hasattr(trt, "ICudaEngine") and
            hasattr(trt.ICudaEngine, "num_io_tensors") else "bindings, execute_async_v2")
-    out = [Check("TensorRT", True, "{} ({})".format(trt.__version__, api), essential=jetson)]
+    typed = ", strongly typed: engines have the ONNX's own precision" \
+        if plat.strongly_typed(trt) else ""
+    out = [Check("TensorRT", True, "{} ({}{})".format(trt.__version__, api, typed),
+                 essential=jetson)]
     if props is not None:
-        fast16, fast8 = fast_precisions(props["compute_capability"])
+        fast16, fast8 = plat.fast_precisions(props["compute_capability"])
         how = "by compute capability"
         try:
-            from jetseg.backends.tensorrt.runner import trt_logger
-            b = trt.Builder(trt_logger(trt))
-            fast16 = bool(getattr(b, "platform_has_fast_fp16", fast16))
-            fast8 = bool(getattr(b, "platform_has_fast_int8", fast8))
-            how = "TensorRT builder"
-        except Exception:
+            from jetseg.backends.tensorrt.build import fast_modes
+            builder = trt.Builder(plat.trt_logger(trt))
+            fast16, fast8 = fast_modes(builder, props["compute_capability"])
+            how = "TensorRT builder" if hasattr(builder, "platform_has_fast_fp16") else how
+        except Exception:       # TensorRT's own errors: the table answer stands
             pass
         out.append(Check("fast FP16/INT8", True, "FP16 {}, INT8 {} ({}){}".format(
             "yes" if fast16 else "no", "yes" if fast8 else "no", how,
             "" if fast8 else ": build --precision fp16"), essential=False))
     return out, trt
+
+
+def _check_target(l4t, trt):
+    """Which ``jetseg export --target`` this machine's TensorRT parses: from the installed
+    TensorRT, else from the L4T release's (a Jetson without TensorRT yet)."""
+    from jetseg.backends.tensorrt.platform import export_target
+    version = getattr(trt, "__version__", None)
+    jp = jetpack_facts(l4t) if l4t else None
+    if version is None and jp is not None:
+        version = jp["tensorrt"]
+    target = export_target(version) if version else None
+    if target is None:
+        return []
+    note = jp["note"] if jp and jp["note"] and not trt else ""
+    if trt is not None and version.startswith("8.4"):
+        note = "TensorRT 8.4's ONNX parser has no uint8: trt8.2 exports only"
+    return [Check("export target", None, "--target {} (TensorRT {}{}){}".format(
+        target, version, "" if trt is not None else ", as L4T {} ships".format(l4t),
+        ": " + note if note else ""))]
 
 
 def _check_opencv(jetson):
@@ -181,8 +203,11 @@ def collect():
                             if jetson else "pip install numpy", essential=True))
     if jetson:
         board = _board()
-        checks.append(Check("Jetson", True, "L4T {} = JetPack {}{}".format(
-            rel[0], rel[1], " on " + board if board else ""), essential=True))
+        jp = jetpack_facts(rel[0])
+        checks.append(Check("Jetson", True, "L4T {} = JetPack {}{}{}".format(
+            rel[0], jp["jetpack"] if jp else rel[1],
+            " (TensorRT {})".format(jp["tensorrt"]) if jp else "",
+            " on " + board if board else ""), essential=True))
     else:
         checks.append(Check("Jetson", None, "not a Jetson ({} missing): desktop checks, "
                             "CUDA and TensorRT optional".format(TEGRA_RELEASE)))
@@ -190,6 +215,7 @@ def collect():
     checks += cuda_checks
     trt_checks, trt = _check_tensorrt(jetson, props)
     checks += trt_checks
+    checks += _check_target(rel[0] if jetson else None, trt)
     checks += _check_opencv(jetson)
     checks += _check_ort(jetson, trt is not None)
     cams = sorted(glob.glob("/dev/video*"))
@@ -229,136 +255,10 @@ def run_doctor(selftest=False, model=None, out=None):
     text, code = format_checks(checks, jetson)
     out.write(text + "\n")
     if selftest:
+        from jetseg.backends.selftest import run_selftest
         ok = run_selftest(out, model=model)
         code = code or (0 if ok else 1)
     return code
-
-
-# ---- GPU self-test -----------------------------------------------------------------------
-def run_selftest(out, model=None):
-    """Exercise the ctypes CUDA layer against numpy and, where TensorRT is installed, build
-    and run a tiny engine (and ``model`` against ONNX Runtime). True when all passed."""
-    import numpy as np
-    from jetseg.backends import cuda
-    out.write("self-test:\n")
-    try:
-        rt = cuda.runtime()
-    except Exception as e:
-        out.write("  [!!] CUDA: {}\n  cannot self-test without a CUDA GPU\n".format(e))
-        return False
-    ok = True
-
-    def line(good, what):
-        out.write("  [{}] {}\n".format("ok" if good else "!!", what))
-        return good
-
-    n = 1 << 20
-    a = np.arange(n, dtype=np.float32)
-    with cuda.HostBuffer((n,), np.float32, rt=rt) as src, \
-            cuda.HostBuffer((n,), np.float32, rt=rt) as dst, \
-            cuda.DeviceBuffer(a.nbytes, rt=rt) as dev, cuda.Stream(rt=rt) as s:
-        src.array[:] = a
-        t0, t1 = cuda.Event(rt=rt), cuda.Event(rt=rt)
-        t0.record(s)
-        dev.copy_from(src, s)
-        dev.copy_to(dst, s)
-        t1.record(s)
-        s.synchronize()
-        ms = t1.elapsed_ms(t0)
-        ok &= line(np.array_equal(dst.array, a), "cudaHostAlloc + cudaMalloc + cudaMemcpyAsync "
-                   "H2D/D2H on a stream, cudaEventElapsedTime: 4 MB round trip in {:.3f} ms"
-                   .format(ms))
-        t0.close()
-        t1.close()
-        props = rt.device_properties()
-        if props["can_map_host_memory"]:
-            with cuda.HostBuffer((n,), np.float32, mapped=True, rt=rt) as m:
-                m.array[:] = a[::-1]
-                rt.memcpy(dev.ptr, m.device_ptr, a.nbytes, cuda.D2D, s.handle)
-                dev.copy_to(dst, s)
-                s.synchronize()
-                ok &= line(np.array_equal(dst.array, a[::-1]), "cudaHostAllocMapped + "
-                           "cudaHostGetDevicePointer: the GPU reads host memory in place")
-        else:
-            line(True, "mapped host memory: not supported by this GPU (skipped)")
-    try:
-        import tensorrt as trt  # noqa: F401
-    except ImportError:
-        out.write("  [--] TensorRT not installed: engine self-test skipped\n")
-        return ok
-    try:
-        ok &= _selftest_tensorrt(line)
-        if model:
-            ok &= _selftest_model(line, model)
-    except Exception as e:
-        ok &= line(False, "TensorRT self-test failed: {}".format(e))
-    return ok
-
-
-def _selftest_tensorrt(line):
-    """A tiny network (x + x, then top-1 over channels) built and run through TrtBackend."""
-    import numpy as np
-    from jetseg.backends.tensorrt.runner import TrtBackend, import_tensorrt, trt_logger
-    from jetseg.backends.tensorrt.build import explicit_batch_flags, set_workspace
-    trt = import_tensorrt()
-    logger = trt_logger(trt)
-    builder = trt.Builder(logger)
-    net = builder.create_network(explicit_batch_flags(trt))
-    x = net.add_input("image", trt.float32, (1, 3, 8, 8))
-    y = net.add_elementwise(x, x, trt.ElementWiseOperation.SUM).get_output(0)
-    y.name = "scores"
-    top = net.add_topk(y, trt.TopKOperation.MAX, 1, 1 << 1)
-    cls = top.get_output(1)
-    cls.name = "classes"
-    net.mark_output(y)
-    net.mark_output(cls)
-    config = builder.create_builder_config()
-    set_workspace(trt, config, 64)
-    plan = builder.build_serialized_network(net, config)
-    if plan is None:
-        return line(False, "build_serialized_network returned nothing")
-    runtime = trt.Runtime(logger)
-    engine = runtime.deserialize_cuda_engine(plan)
-    b = TrtBackend.from_engine(trt, engine)
-    try:
-        feed = np.random.RandomState(0).rand(1, 3, 8, 8).astype(np.float32)
-        got = b.run({"image": feed})
-        good = (np.allclose(got["scores"], 2 * feed) and np.array_equal(
-            got["classes"].reshape(1, 8, 8), feed.argmax(axis=1)))
-        return line(good, "TensorRT {}: build_serialized_network, deserialize_cuda_engine, {} "
-                    "with {} buffers: {:.3f} ms on the GPU, class map {}".format(
-                        trt.__version__, b.io.kind, "/".join(sorted(set(
-                            s.mode for s in b._slots.values()))), b.last_gpu_ms,
-                        got["classes"].dtype))
-    finally:
-        b.close()
-
-
-def _selftest_model(line, model):
-    import shutil
-    import tempfile
-
-    import numpy as np
-    from jetseg.backends.onnxruntime import OrtBackend
-    from jetseg.backends.tensorrt.runner import TrtBackend
-    tmp = tempfile.mkdtemp(prefix="jetseg-selftest-")
-    try:
-        onnx = os.path.join(tmp, os.path.basename(model))
-        shutil.copy(model, onnx)
-        trt_b = TrtBackend(onnx, precision="fp32")
-        ort_b = OrtBackend(model, providers="cpu")
-        t = ort_b.inputs[0]
-        shape = [d if isinstance(d, int) and d > 0 else 1 for d in t.shape]
-        rnd = np.random.RandomState(0)
-        feed = (rnd.randint(0, 256, shape) if t.dtype == "uint8" else rnd.rand(*shape)
-                ).astype(t.dtype)
-        a, b = trt_b.run({t.name: feed}), ort_b.run({t.name: feed})
-        worst = max(float(np.abs(a[k].astype(np.float64) - b[k]).max()) for k in b)
-        trt_b.close()
-        return line(worst < 1e-2, "{}: fp32 engine vs ONNX Runtime CPU, max |diff| {:.2e}"
-                    .format(os.path.basename(model), worst))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def register(subparsers, common_parent):

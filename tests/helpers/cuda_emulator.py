@@ -15,6 +15,7 @@ class EmulatedCudart(object):
     def __init__(self, integrated=False, cc=(8, 7), can_map=True, name=b"Emulated GPU",
                  fail=None, devices=1):
         self.calls, self.mem, self.fail, self._keep = [], {}, dict(fail or {}), []
+        self.sticky = 0
         self.attrs = {cuda.ATTR_INTEGRATED: int(integrated), cuda.ATTR_CAN_MAP_HOST_MEMORY:
                       int(can_map), cuda.ATTR_CC_MAJOR: cc[0], cuda.ATTR_CC_MINOR: cc[1]}
         self.name, self.devices = name, devices
@@ -22,6 +23,7 @@ class EmulatedCudart(object):
         impls = {
             "cudaGetErrorString": lambda code: self._string("error string {}".format(code)),
             "cudaGetErrorName": lambda code: self._string("cudaErrorCode{}".format(code)),
+            "cudaGetLastError": self._last_error,
             "cudaRuntimeGetVersion": lambda p: self._set(p, 10020),
             "cudaDriverGetVersion": lambda p: self._set(p, 10020),
             "cudaGetDeviceCount": lambda p: self._set(p, self.devices),
@@ -60,9 +62,15 @@ class EmulatedCudart(object):
         def call(*args):
             self.calls.append(name)
             if name in self.fail:
+                self.sticky = self.fail[name]      # the runtime remembers the last error
                 return self.fail[name]
             return impl(*args)
         return call
+
+    def _last_error(self):
+        """cudaGetLastError: the last error, which it resets to cudaSuccess."""
+        code, self.sticky = self.sticky, 0
+        return code
 
     def _string(self, text):
         if text not in self._strings:

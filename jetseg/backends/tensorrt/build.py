@@ -1,13 +1,17 @@
-"""``jetseg build``: ONNX -> TensorRT engine with jetseg's header, on the device that runs it.
+"""``jetseg build``: ONNX -> TensorRT engine with jetseg's facts, on the device that runs it.
 
     build_engine("camvid.onnx", precision="fp16", out="camvid.fp16.engine")
 
-TensorRT 8.2 to 10+ by feature detection (see DESIGN.md, "Facts that shape the TensorRT
+TensorRT 8.2 to 11 by feature detection (see DESIGN.md, "Facts that shape the TensorRT
 side"): ``build_serialized_network`` (8.0+); workspace through ``set_memory_pool_limit``
 (8.4+) or ``max_workspace_size``; the EXPLICIT_BATCH network flag wherever it still exists
-(required by 8.x, ignored by 10, gone in 11); FP16/INT8 builder flags where they exist
-(TensorRT 11 takes precision from the ONNX's own types: strongly typed networks). INT8 is
-explicit quantization only: the ONNX must carry Q/DQ nodes (``jetseg export --int8``).
+(required by 8.x, ignored by 10, gone in 11); FP16/INT8 builder flags where they exist.
+TensorRT 11 is strongly typed: the engine has the ONNX's own types, and the header, the
+metadata and the cache name say the precision it really got. INT8 is explicit quantization
+only: the ONNX must carry Q/DQ nodes (``jetseg export --int8``).
+
+The engine is written before anything touches the timing cache: a cache TensorRT refuses
+or cannot hand back is a warning, never a lost build.
 """
 import json
 import os
@@ -15,8 +19,10 @@ import time
 
 from jetseg.errors import JetsegError, log
 from jetseg.files import write_atomic
+from jetseg.backends import check_model_file, onnx_proto
+from jetseg.backends.tensorrt import engine_file, platform as plat
+from jetseg.backends.tensorrt.cache import sha256_file
 
-PRECISIONS = ("fp16", "fp32", "int8")
 DEFAULT_WORKSPACE_MB = 1024
 
 
@@ -41,28 +47,32 @@ def set_workspace(trt, config, mb):
     return "max_workspace_size"
 
 
-def _builder_says(builder, attr, default):
-    value = getattr(builder, attr, None)
-    return default if value is None else bool(value)
+def fast_modes(builder, compute_capability):
+    """(fast fp16, fast int8): the builder's answer where it has one (TensorRT 11 has
+    none), else the compute capability's."""
+    table16, table8 = plat.fast_precisions(compute_capability)
+    fast16 = getattr(builder, "platform_has_fast_fp16", None)
+    fast8 = getattr(builder, "platform_has_fast_int8", None)
+    return (table16 if fast16 is None else bool(fast16),
+            table8 if fast8 is None else bool(fast8))
+
+
+def flag_name(flag):
+    """BuilderFlag.FP16 -> "FP16" (for the engine's header)."""
+    return str(flag).rsplit(".", 1)[-1]
 
 
 def precision_plan(trt, builder, precision, qdq, facts):
-    """Builder flags for ``precision`` (a list of BuilderFlag names), or JetsegError.
+    """Builder flags (BuilderFlag members) for an engine of ``precision`` (the one it gets:
+    platform.engine_precision), or JetsegError.
 
-    Decisions: int8 needs Q/DQ nodes, and a GPU with fast INT8 (the Nano has none: fp16);
-    fp16 on a GPU without fast fp16 is allowed with a warning; without an FP16/INT8 flag in
-    this TensorRT (11+) the network is strongly typed and precision comes from the ONNX."""
-    from jetseg.backends.tensorrt.runner import fast_precisions
+    int8 needs Q/DQ nodes, and a GPU with fast INT8 (the Nano has none: fp16); fp16 on a GPU
+    without fast fp16 is allowed with a warning; a strongly typed TensorRT (no FP16 flag)
+    takes the precision from the ONNX's own types and gets no flags."""
     cc = tuple(facts.get("compute_capability") or (0, 0))
-    table16, table8 = fast_precisions(cc)
-    fast16 = _builder_says(builder, "platform_has_fast_fp16", table16)
-    fast8 = _builder_says(builder, "platform_has_fast_int8", table8)
-    flags_enum = getattr(trt, "BuilderFlag", None)
-    has = lambda name: flags_enum is not None and hasattr(flags_enum, name)  # noqa: E731
+    fast16, fast8 = fast_modes(builder, cc)
     gpu = "{} (compute capability {}.{})".format(facts.get("gpu") or "this GPU", cc[0], cc[1])
-    if precision not in PRECISIONS:
-        raise JetsegError("unknown precision {!r}".format(precision),
-                          fix="use one of: " + ", ".join(PRECISIONS))
+    plat.check_precision(precision)
     if precision == "int8":
         if not qdq:
             raise JetsegError("INT8 needs a quantized model (QuantizeLinear/DequantizeLinear "
@@ -73,18 +83,14 @@ def precision_plan(trt, builder, precision, qdq, facts):
             raise JetsegError("{} has no fast INT8: an INT8 engine would be slower, not "
                               "faster".format(gpu), fix="build --precision fp16 (the Nano's "
                                                         "fast mode)")
-        flags = ["INT8"] if has("INT8") else []
-        if fast16 and has("FP16"):
-            flags.append("FP16")        # layers outside the Q/DQ pairs may use fp16
-        return flags
+    if plat.strongly_typed(trt):
+        return []
+    if precision == "int8":                     # fp16 for the layers outside Q/DQ pairs
+        return [trt.BuilderFlag.INT8] + ([trt.BuilderFlag.FP16] if fast16 else [])
     if precision == "fp16":
-        if not has("FP16"):
-            log.warning("this TensorRT builds strongly typed networks: the engine's precision "
-                        "is the ONNX's own (export in fp16 for an fp16 engine)")
-            return []
         if not fast16:
             log.warning("%s has no fast FP16; fp32 may be as fast", gpu)
-        return ["FP16"]
+        return [trt.BuilderFlag.FP16]
     return []
 
 
@@ -118,7 +124,6 @@ def attach_progress(trt, config):
 
 
 def _parse(trt, network, logger, onnx_path):
-    from jetseg.backends.tensorrt.engine_file import list_onnx_nodes
     parser = trt.OnnxParser(network, logger)
     if hasattr(parser, "parse_from_file"):          # keeps external weights beside the file
         ok = parser.parse_from_file(str(onnx_path))
@@ -128,34 +133,34 @@ def _parse(trt, network, logger, onnx_path):
     if ok:
         return parser
     try:
-        nodes = list_onnx_nodes(onnx_path)
+        nodes = onnx_proto.list_onnx_nodes(onnx_path)
     except JetsegError:
         nodes = []
     msgs = []
     for i in range(parser.num_errors):
-        e = parser.get_error(i)
-        idx = e.node() if hasattr(e, "node") else -1
-        name = e.node_name() if hasattr(e, "node_name") else ""
-        op = e.node_operator() if hasattr(e, "node_operator") else ""
+        error = parser.get_error(i)
+        idx = error.node() if hasattr(error, "node") else -1
+        name = error.node_name() if hasattr(error, "node_name") else ""
+        op = error.node_operator() if hasattr(error, "node_operator") else ""
         if not name and 0 <= idx < len(nodes):
             name, op = nodes[idx][0], op or nodes[idx][1]
         where = "node {!r} ({})".format(name or "#{}".format(idx), op or "?") if idx >= 0 \
             or name else "the graph"
-        msgs.append("{}: {}".format(where, e.desc()))
+        msgs.append("{}: {}".format(where, error.desc()))
     raise JetsegError("TensorRT's ONNX parser rejected the model: " + "; ".join(msgs[:5]),
                       path=str(onnx_path),
-                      fix="export for this device's TensorRT (jetseg export --target trt8.2 "
-                          "for a Nano: opset 13, float I/O)")
+                      fix="export for this device's TensorRT (`jetseg doctor` names the "
+                          "--target; jetseg export --target trt8.2 for a Nano)")
 
 
 def _profile(trt, builder, network, config, input_size):
     """An optimisation profile when inputs have dynamic dims: batch 1, H/W from input_size."""
     dynamic = []
     for i in range(network.num_inputs):
-        t = network.get_input(i)
-        shape = [int(d) for d in t.shape]
+        tensor = network.get_input(i)
+        shape = [int(d) for d in tensor.shape]
         if any(d < 0 for d in shape):
-            dynamic.append((t.name, shape))
+            dynamic.append((tensor.name, shape))
     if not dynamic:
         return None
     profile = builder.create_optimization_profile()
@@ -176,27 +181,69 @@ def _profile(trt, builder, network, config, input_size):
     return profile
 
 
-def build_engine(onnx_path, precision="fp16", workspace_mb=None, timing_cache=None,
-                 dla_core=None, out=None, input_size=None, facts=None):
-    """Build ``onnx_path`` into ``out`` (default ``model.<precision>.engine``); returns out."""
-    from jetseg.backends.tensorrt import engine_file as eng
-    from jetseg.backends import check_model_file
-    from jetseg.backends.tensorrt.runner import import_tensorrt, platform_facts, trt_logger
-    trt = import_tensorrt()
+def _load_timing_cache(config, path):
+    """Give the builder the timing cache in ``path``; one TensorRT refuses (another version
+    or GPU wrote it, or it is damaged) is replaced by an empty one, with a warning."""
+    blob = b""
+    if os.path.exists(path):
+        try:
+            with open(path, "rb") as f:
+                blob = f.read()
+        except (IOError, OSError) as e:
+            log.warning("cannot read the timing cache %s (%s): starting an empty one", path, e)
+    if blob:
+        try:
+            timing_cache = config.create_timing_cache(blob)
+            ok = timing_cache is not None and config.set_timing_cache(timing_cache, False)
+        except Exception as e:          # TensorRT's own exception types
+            log.debug("timing cache refused: %s", e)
+            ok = False
+        if ok:
+            return
+        log.warning("TensorRT cannot use the timing cache %s (another TensorRT or GPU wrote "
+                    "it, or it is damaged): starting an empty one", path)
+    config.set_timing_cache(config.create_timing_cache(b""), False)
+
+
+def _save_timing_cache(config, path):
+    """After the engine is safe on disk: keep what the build timed, or say why not."""
+    try:
+        timing_cache = config.get_timing_cache()
+        if timing_cache is None:
+            raise ValueError("the builder returned no timing cache")
+        write_atomic(path, bytes(timing_cache.serialize()))
+    except Exception as e:              # the engine is written; the cache is an extra
+        log.warning("the engine is built but the timing cache %s was not saved: %s", path,
+                    getattr(e, "message", e))
+
+
+def build_engine(onnx_path, precision=None, workspace_mb=None, timing_cache=None,
+                 dla_core=None, out=None, input_size=None, facts=None, plain=False,
+                 tf32=True):
+    """Build ``onnx_path`` into ``out`` (default ``model.<precision>.engine``); returns out.
+
+    precision  the one asked for (None: the default of platform.engine_precision); the
+               engine records the one it really got
+    plain      write a bare plan (trtexec, DeepStream, Triton) with the facts in out.json
+    tf32       False clears BuilderFlag.TF32 (exact fp32 for comparisons)"""
+    trt = plat.import_tensorrt()
     onnx_path = check_model_file(onnx_path)
-    if precision not in PRECISIONS:
-        raise JetsegError("unknown precision {!r}".format(precision),
-                          fix="use one of: " + ", ".join(PRECISIONS))
-    out = str(out or default_output(onnx_path, precision))
-    onnx_sha256 = eng.sha256_file(onnx_path)     # of the bytes parsed below, not after
-    facts = facts or platform_facts(trt)
+    if precision is not None:
+        plat.check_precision(precision)
+    onnx_sha256 = sha256_file(onnx_path)         # of the bytes parsed below, not after
+    facts = facts or plat.platform_facts(trt)
     t0 = time.time()
-    logger = trt_logger(trt)
+    logger = plat.trt_logger(trt)
     builder = trt.Builder(logger)
-    flags = explicit_batch_flags(trt)
-    network = builder.create_network(flags)
+    fast16 = fast_modes(builder, facts.get("compute_capability"))[0]
+    typed = plat.strongly_typed(trt)
+    precision = plat.engine_precision(precision, onnx_proto.graph_precision(onnx_path), typed,
+                                      fast16)
+    out = str(out or default_output(onnx_path, precision))
+    batch = explicit_batch_flags(trt)
+    network = builder.create_network(batch)
     config = builder.create_builder_config()
-    qdq = eng.has_qdq(onnx_path)
+    qdq = onnx_proto.has_qdq(onnx_path)
     chosen = precision_plan(trt, builder, precision, qdq, facts)     # refuse before parsing
     if dla_core is not None:
         _use_dla(trt, builder, config, int(dla_core), precision)
@@ -204,18 +251,14 @@ def build_engine(onnx_path, precision="fp16", workspace_mb=None, timing_cache=No
     parser = _parse(trt, network, logger, onnx_path)
     workspace_mb = int(workspace_mb or DEFAULT_WORKSPACE_MB)
     how = set_workspace(trt, config, workspace_mb)
-    for name in chosen:
-        config.set_flag(getattr(trt.BuilderFlag, name))
+    for flag in chosen:
+        config.set_flag(flag)
+    if not tf32 and hasattr(trt.BuilderFlag, "TF32"):
+        config.clear_flag(trt.BuilderFlag.TF32)
     _profile(trt, builder, network, config, input_size)
     attach_progress(trt, config)
-    cache = None
     if timing_cache:
-        blob = b""
-        if os.path.exists(timing_cache):
-            with open(timing_cache, "rb") as f:
-                blob = f.read()
-        cache = config.create_timing_cache(blob)
-        config.set_timing_cache(cache, False)
+        _load_timing_cache(config, timing_cache)
     log.info("building a %s engine for %s (compute %s) with TensorRT %s: this takes a few "
              "minutes on a Jetson (workspace %d MB via %s)", precision, facts.get("gpu"),
              ".".join(str(c) for c in facts.get("compute_capability") or ()),
@@ -226,22 +269,22 @@ def build_engine(onnx_path, precision="fp16", workspace_mb=None, timing_cache=No
                           path=onnx_path, fix="try a larger --workspace, --precision fp32, or "
                                               "an export for this TensorRT (jetseg export "
                                               "--target ...)")
-    if timing_cache:
-        write_atomic(timing_cache, bytes(config.get_timing_cache().serialize()))
-    meta = eng.read_onnx_metadata(onnx_path)
-    header = eng.make_header(
+    meta = onnx_proto.read_onnx_metadata(onnx_path)     # as the ONNX has it; the runtime
+    header = engine_file.make_header(                  # reports ``precision`` as built
         metadata=meta, tensorrt=facts.get("tensorrt"), gpu=facts.get("gpu"),
         compute_capability=facts.get("compute_capability"), precision=precision,
         onnx_sha256=onnx_sha256, source=os.path.basename(onnx_path),
         cuda=facts.get("cuda"),
-        flags={"workspace_mb": workspace_mb, "dla_core": dla_core, "builder_flags": chosen,
-               "explicit_batch": bool(flags), "qdq": qdq,
-               "timing_cache": bool(timing_cache), "input_size": list(input_size or []) or
-               None})
-    eng.write_engine(out, header, plan)
+        flags={"workspace_mb": workspace_mb, "dla_core": dla_core,
+               "builder_flags": [flag_name(f) for f in chosen], "explicit_batch": bool(batch), "strongly_typed": typed, "qdq": qdq,
+               "tf32": bool(tf32), "timing_cache": bool(timing_cache),
+               "input_size": list(input_size or []) or None})
+    engine_file.write_engine(out, header, plan, plain=plain)
+    if timing_cache:
+        _save_timing_cache(config, timing_cache)
     del parser
     log.info("wrote %s (%.1f MB) in %.0f s; metadata: %s", out, os.path.getsize(out) / 1e6,
-             time.time() - t0, json.dumps(sorted(k[7:] for k in meta)) if meta else "none")
+             time.time() - t0, json.dumps(sorted(k[7:] for k in meta)))
     return out
 
 
