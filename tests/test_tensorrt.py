@@ -823,3 +823,15 @@ def test_plain_build_writes_a_bare_plan_and_sidecar_that_the_runtime_and_guard_r
     with pytest.raises(JetsegError, match="describes another plan"):
         open_backend(out)
     assert build_parser().parse_args(["build", model, "--plain"]).plain is True
+
+
+@needs_no_trt
+def test_d10_jetseg_info_shows_an_engines_facts_without_tensorrt(tmp_path):
+    meta = {"jetseg.classes": json.dumps(NAMES5), "jetseg.precision": json.dumps("fp16")}
+    h = dict(fake_header(NANO), metadata=meta)
+    p = eng.write_engine(str(tmp_path / "m.engine"), h, PLAN)
+    r = run_cli("info", p)
+    assert r.returncode == 0, r.stderr
+    assert "tensorrt:  8.2.1.8" in r.stdout and "NVIDIA Tegra X1" in r.stdout
+    assert "tensors:   not listed here" in r.stdout and "TensorRT" in r.stdout
+    assert "classes:   " + ", ".join(NAMES5) in r.stdout

@@ -4,6 +4,7 @@ shows the traceback; Ctrl-C finishes what was being written and exits with 130).
 import logging
 import sys
 
+from jetseg.backends import BACKEND_NAMES
 from jetseg.errors import JetsegError, log
 
 
@@ -14,7 +15,7 @@ def add_model_args(p, primary="--model"):
     names = ("--model", "--engine") if primary == "--model" else ("--engine", "--model")
     g.add_argument(*names, dest="model", required=True,
                    help="model file: .onnx (ONNX Runtime) or .engine (TensorRT)")
-    g.add_argument("--backend", default="auto", choices=("auto", "onnxruntime", "tensorrt"))
+    g.add_argument("--backend", default="auto", choices=BACKEND_NAMES)
     g.add_argument("--labels", help="classes.txt (one name a line) for models without metadata")
     g.add_argument("--colors", help="colors.txt ('R G B [A]' a line)")
     g.add_argument("--mean", help="normalisation mean, 0..1 scale, e.g. 0.485,0.456,0.406")
