@@ -158,7 +158,7 @@ def export_onnx(net, output, num_classes, classes=None, colors=None, width=480, 
             probe.shape[1], num_classes), fix="pass --num-classes {}".format(probe.shape[1]))
 
     core = torch_to_onnx(wrapped, width, height, tgt.opset)
-    if tgt.name == "trt8.2":
+    if tgt.ops is not None and "HardSwish" not in tgt.ops:     # TensorRT before 8.5
         decompose_hardswish(core)
     extra = {"arch": arch or type(net).__name__, "target": tgt.name,
              "producer": "jetseg export {}".format(__version__)}
@@ -174,7 +174,7 @@ def export_onnx(net, output, num_classes, classes=None, colors=None, width=480, 
                            input_dtype=tgt.input_dtype, upsample=True, argmax=True,
                            overlay=overlay, confidence=confidence, scores=True,
                            ignore_class=ignore_class, alpha=alpha, classes_dtype=cdtype,
-                           extra=extra, precision=prec, check=False)
+                           classes_via=tgt.classes_cast_via(cdtype), extra=extra, precision=prec, check=False)
         except (ValueError, onnx.checker.ValidationError) as e:
             raise JetsegError("cannot compose the graph: {}".format(e),
                               fix="report this with the --debug output")
