@@ -43,12 +43,13 @@ def _dims(value_info):
 def compose(core, classes, colors, width=None, height=None, mean=None, std=None,
             norm_order="RGB", input_channels="BGR", input_dtype="uint8", upsample=True,
             argmax=True, overlay=True, confidence=False, scores=False, ignore_class=None,
-            alpha=150, classes_dtype="uint8", classes_via=None, extra=None, precision="fp32",
-            check=True):
+            alpha=150, classes_dtype="uint8", classes_via="auto", extra=None,
+            precision="fp32", check=True):
     """Return a new ModelProto: ``core`` (float NCHW in, logits out) inside jetseg's graph.
 
-    ``classes_via``: a dtype the ArgMax result is cast to before ``classes_dtype`` (TensorRT
-    casts to uint8 only from float: pass "float32" for its targets, see targets.py).
+    ``classes_via``: a dtype the ArgMax result is cast to before ``classes_dtype``, or None.
+    TensorRT casts to uint8 only from float (targets.Target.classes_cast_via), so "auto" goes
+    through float32 for a uint8 class map.
     ``check=False`` skips onnx's checker (the caller checks; it costs a serialisation, which
     takes seconds for a 500 MB VGG).
     """
@@ -134,6 +135,8 @@ def compose(core, classes, colors, width=None, height=None, mean=None, std=None,
             s = P + "masked"
         nodes.append(helper.make_node("ArgMax", [s], [P + "argmax"], axis=1, keepdims=0))
         ids = P + "argmax"
+        if classes_via == "auto":
+            classes_via = "float32" if classes_dtype == "uint8" else None
         if classes_via and classes_via != classes_dtype:
             # TensorRT casts to uint8 only from float/half (targets.Target.classes_cast_via)
             ids = P + "argmax_" + classes_via

@@ -145,11 +145,12 @@ def test_uint8_class_map_reaches_tensorrt_through_float(target, lraspp, tmp_path
     assert producer[via.input[0]].op_type == "ArgMax"
     # the graph as it was composed before (ids cast straight to uint8) is what the rules refuse
     core = exporter.torch_to_onnx(exporter.archs.LogitsOnly(lraspp).eval(), 64, 48, 17)
-    old = compose(core, list("abcd"), [(1, 2, 3)] * 4, classes_dtype="uint8")
+    old = compose(core, list("abcd"), [(1, 2, 3)] * 4, classes_dtype="uint8", classes_via=None)
+    assert trt_rules.check_graph(compose(core, list("abcd"), [(1, 2, 3)] * 4), "8.5") == []
     found = [f for r in releases for f in trt_rules.check_graph(old, r)]
     assert [(f.node, f.op) for f in found] == [("classes", "Cast")] * len(releases)
     assert "to UINT8" in found[0].problem and "FLOAT" in found[0].fix
-    # and the class ids are the same either way
+    # and the class ids are still PyTorch's
     frame = frame_at(64, 48)
     assert (Segmenter(str(out)).process(frame).classes == torch_classes(lraspp, frame)).mean() \
         >= 0.999
