@@ -179,7 +179,8 @@ def export_onnx(net, output, num_classes, classes=None, colors=None, width=480, 
                            input_dtype=tgt.input_dtype, upsample=True, argmax=True,
                            overlay=overlay, confidence=confidence, scores=True,
                            ignore_class=ignore_class, alpha=alpha, classes_dtype=cdtype,
-                           classes_via=tgt.classes_cast_via(cdtype), extra=extra, precision=prec, check=False)
+                           classes_via=tgt.classes_cast_via(cdtype), extra=extra,
+                           precision=prec, check=False)
         except (ValueError, onnx.checker.ValidationError) as e:
             raise JetsegError("cannot compose the graph: {}".format(e),
                               fix="report this with the --debug output")

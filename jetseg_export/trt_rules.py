@@ -46,7 +46,8 @@ RULES["8.2"] = {
     # P8.2 builtin_op_importers.cpp Cast: convertDtype(to) fails for UINT8
     "cast_to_uint8_from": frozenset(),  # empty: from nothing
     "cast_from_uint8_to": frozenset(),
-    # P8.2 builtin_op_importers.cpp Resize: mode == "nearest" ? kNEAREST : kLINEAR, ASSERT(mode != "cubic")
+    # P8.2 builtin_op_importers.cpp Resize: mode == "nearest" ? kNEAREST : kLINEAR;
+    # ASSERT(mode != "cubic")
     "resize_modes": frozenset(["nearest", "linear"]),
     # P8.2 builtin_op_importers.cpp Resize: ASSERT "TensorRT only supports half_pixel,
     # pytorch_half_pixel, tf_half_pixel_for_nn, asymmetric and align_corners transformation modes!"
@@ -58,7 +59,8 @@ RULES["8.2"] = {
     "resize_tfhp_nn_needs_round_prefer_floor": True,
     # P8.2 builtin_op_importers.cpp Resize: ASSERT(type != kINT32 && type != kBOOL)
     "resize_bad_input": frozenset(["INT32", "INT64", "BOOL"]),
-    # P8.2 builtin_op_importers.cpp Resize: ASSERT(scales.is_weights()) "Resize scales must be an initializer!"
+    # P8.2 builtin_op_importers.cpp Resize: ASSERT(scales.is_weights()) "Resize scales must be
+    # an initializer!"
     "resize_scales_initializer": True,
     # P8.2 onnx2trt_utils.cpp argMinMaxHelper: indices kINT32
     "argmax_dtype": "INT32",
@@ -146,7 +148,8 @@ RULES["10.3"] = dict(RULES["8.6"], **{
     # P10.3 importerUtils.cpp argMinMaxHelper: notInvalidType {"UINT8"}; castHelper(indices, kINT64)
     "argmax_dtype": "INT64",
     "argmax_bad_input": frozenset(["UINT8"]),
-    "topk_bad_input": frozenset(["UINT8"]),  # P10.3 onnxOpImporters.cpp TopK: notInvalidType {"UINT8"}
+    # P10.3 onnxOpImporters.cpp TopK: notInvalidType {"UINT8"}
+    "topk_bad_input": frozenset(["UINT8"]),
     # P10.3 onnxOpImporters.cpp QuantDequantLinearHelper: "TensorRT only supports symmetric
     # quantization. The zero point ... must be all zeros."
 })

@@ -140,7 +140,8 @@ def test_fp16_net_computes_in_float16_for_strongly_typed_tensorrt(target, tmp_pa
     assert float_weights == []
     net_nodes = [n for n in g.node if not any(o.startswith("jetseg_") or o in ("classes",
                  "overlay", "confidence") for o in n.output)]
-    fp32 = [(n.op_type, n.output[0]) for n in net_nodes if types.get(n.output[0]) == TensorProto.FLOAT]
+    fp32 = [(n.op_type, n.output[0]) for n in net_nodes
+            if types.get(n.output[0]) == TensorProto.FLOAT]
     # the normalisation's last Add writes the net's input; one Cast brings the logits back
     assert sorted(fp32) == [("Add", "input"), ("Cast", "logits")]
     heavy = [n for n in net_nodes if n.op_type in ("Conv", "ConvTranspose", "MatMul", "Gemm")]

@@ -195,5 +195,5 @@ def test_check_target_runs_the_parser_rules():
 
 def test_rules_table_has_every_release():
     rows = trt_rules.table()
-    assert [r["release"] for r in rows] == ["8.2", "8.4", "8.5", "8.6", "10.3", "10.10",
-                                             "10.16", "11.1"]
+    assert [r["release"] for r in rows] == ["8.2", "8.4", "8.5", "8.6", "10.3", "10.10", "10.16",
+                                            "11.1"]
