@@ -16,10 +16,12 @@ import time
 
 from jetseg.errors import JetsegError, log
 
+from .targets import DEFAULT as DEFAULT_TARGET, TARGETS
+
 ARCH_NAMES = ("fcn-alexnet", "fcn8s-vgg16", "fcn-resnet18", "fcn-resnet50",
               "deeplabv3-mobilenet", "deeplabv3-resnet50", "deeplabv3-resnet101",
               "lraspp-mobilenet", "unet")
-TARGET_NAMES = ("trt8.2", "trt8.5", "trt10", "onnxruntime")
+TARGET_NAMES = tuple(TARGETS)
 
 
 def build_parser(prog="jetseg export"):
@@ -28,12 +30,16 @@ def build_parser(prog="jetseg export"):
         description="Export a PyTorch segmentation net to ONNX with jetseg's pre/post-"
                     "processing inside the graph and the model's facts in its metadata; "
                     "checks parity with PyTorch before writing.",
-        epilog="targets:\n"
-               "  trt8.2       Jetson Nano, JetPack 4.6: opset 13, float32 image in, int32 "
+        epilog="targets (each export is checked against the ONNX parser rules of the "
+               "TensorRT it serves):\n"
+               "  trt8.2       TensorRT 8.2 (Nano, JetPack 4.6) and 8.4 (JetPack 5.0):\n"
+               "               opset 13, float32 image in, int32 class map\n"
+               "  trt8.5       TensorRT 8.5 (JetPack 5.1): opset 17, uint8 image in, uint8 "
                "class map\n"
-               "  trt8.5       Xavier, JetPack 5: opset 17, uint8 image in, uint8 class map "
-               "(default)\n"
-               "  trt10        Orin, JetPack 6: as trt8.5\n"
+               "               (default)\n"
+               "  trt8.6       TensorRT 8.6 (JetPack 6.0): as trt8.5\n"
+               "  trt10        TensorRT 10.3 (JetPack 6.1 / 6.2): as trt8.5\n"
+               "  trt11        TensorRT 11: as trt8.5\n"
                "  onnxruntime  ONNX Runtime anywhere: as trt8.5, any ONNX op\n")
     m = p.add_argument_group("network")
     src = m.add_mutually_exclusive_group()
@@ -51,9 +57,11 @@ def build_parser(prog="jetseg export"):
                    help="channel order the net was trained on (default RGB, torchvision)")
     d = p.add_argument_group("model file")
     d.add_argument("-o", "--output", required=True, help="the .onnx to write")
-    d.add_argument("--target", default="trt8.5", choices=TARGET_NAMES,
-                   help="where it will run (default trt8.5; see below)")
-    d.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "int8"))
+    d.add_argument("--target", default=DEFAULT_TARGET, choices=TARGET_NAMES,
+                   help="where it will run (default {}; see below)".format(DEFAULT_TARGET))
+    d.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "int8"),
+                   help="fp16: float16 weights and compute in the graph (what strongly typed "
+                        "TensorRT 10/11 builds as FP16); int8: Q/DQ from --calib frames")
     d.add_argument("--labels", help="classes.txt, one name a line")
     d.add_argument("--colors", help="colors.txt, 'R G B [A]' a line")
     d.add_argument("--ignore-class", help="class id or name the argmax never picks (void)")

@@ -8,7 +8,8 @@ class map (and overlay, confidence, raw scores where asked) out, facts in metada
       -> Mul scale -> Add bias                     ((x/255 - mean) / std)
       -> network -> logits [1,C,h,w]               ("scores" output, optional)
       -> Resize bilinear half_pixel to HxW         (upsample)
-      -> Add -inf at the ignore class -> ArgMax    ("classes" [1,H,W])
+      -> Add -inf at the ignore class -> ArgMax -> (Cast float for TensorRT) -> Cast
+                                                   ("classes" [1,H,W])
       -> Gather colour*alpha, 1-alpha -> image*keep + colour -> Round -> Cast
                                                    ("overlay" [1,H,W,3] uint8 BGR)
       -> Softmax -> ReduceMax                      ("confidence" [1,H,W], optional)
@@ -42,9 +43,13 @@ def _dims(value_info):
 def compose(core, classes, colors, width=None, height=None, mean=None, std=None,
             norm_order="RGB", input_channels="BGR", input_dtype="uint8", upsample=True,
             argmax=True, overlay=True, confidence=False, scores=False, ignore_class=None,
-            alpha=150, classes_dtype="uint8", extra=None, precision="fp32", check=True):
+            alpha=150, classes_dtype="uint8", classes_via="auto", extra=None,
+            precision="fp32", check=True):
     """Return a new ModelProto: ``core`` (float NCHW in, logits out) inside jetseg's graph.
 
+    ``classes_via``: a dtype the ArgMax result is cast to before ``classes_dtype``, or None.
+    TensorRT casts to uint8 only from float (targets.Target.classes_cast_via), so "auto" goes
+    through float32 for a uint8 class map.
     ``check=False`` skips onnx's checker (the caller checks; it costs a serialisation, which
     takes seconds for a 500 MB VGG).
     """
@@ -129,8 +134,15 @@ def compose(core, classes, colors, width=None, height=None, mean=None, std=None,
             nodes.append(helper.make_node("Add", [s, const("ignore", mask)], [P + "masked"]))
             s = P + "masked"
         nodes.append(helper.make_node("ArgMax", [s], [P + "argmax"], axis=1, keepdims=0))
-        nodes.append(helper.make_node("Cast", [P + "argmax"], ["classes"],
-                                      to=_DTYPES[classes_dtype]))
+        ids = P + "argmax"
+        if classes_via == "auto":
+            classes_via = "float32" if classes_dtype == "uint8" else None
+        if classes_via and classes_via != classes_dtype:
+            # TensorRT casts to uint8 only from float/half (targets.Target.classes_cast_via)
+            ids = P + "argmax_" + classes_via
+            nodes.append(helper.make_node("Cast", [P + "argmax"], [ids],
+                                          to=_DTYPES[classes_via]))
+        nodes.append(helper.make_node("Cast", [ids], ["classes"], to=_DTYPES[classes_dtype]))
         outputs.append(helper.make_tensor_value_info("classes", _DTYPES[classes_dtype],
                                                      [1, out_h, out_w]))
     if overlay:

@@ -6,9 +6,11 @@
     print(result.table)
 
 Steps: trace the bare network with the TorchScript exporter (float NCHW in, logits out, the
-target's opset) -> optionally INT8 (Q/DQ) or FP16 -> wrap with jetseg's pre/post graph
-(export/compose.py) -> check against the target -> compare with PyTorch on real or random
-frames (FP32 must agree on >= 99.9 % of pixels) -> write the file.
+target's opset) -> optionally INT8 (Q/DQ) or FP16 (float16 weights and compute inside the net,
+what strongly typed TensorRT builds as FP16) -> wrap with jetseg's pre/post graph
+(compose.py) -> check against the target and its TensorRT parser rules (targets.py) ->
+compare with PyTorch on real or random frames (FP32 must agree on >= 99.9 % of pixels, FP16
+on >= 99 %) -> write the file.
 """
 import io
 import json
@@ -26,6 +28,9 @@ from .compose import compose
 from .targets import check_target, decompose_hardswish, get_target
 
 PRECISIONS = ("fp32", "fp16", "int8")
+# float16 keeps ~3 significant digits: a net that suits it agrees on nearly every pixel; far
+# less means activations overflow 65504 or cancel, and the FP16 file would be wrong
+FP16_MIN_AGREEMENT = 0.99
 
 
 def build_net(arch=None, module=None, num_classes=None, checkpoint=None):
@@ -158,7 +163,7 @@ def export_onnx(net, output, num_classes, classes=None, colors=None, width=480, 
             probe.shape[1], num_classes), fix="pass --num-classes {}".format(probe.shape[1]))
 
     core = torch_to_onnx(wrapped, width, height, tgt.opset)
-    if tgt.name == "trt8.2":
+    if tgt.ops is not None and "HardSwish" not in tgt.ops:     # TensorRT before 8.5
         decompose_hardswish(core)
     extra = {"arch": arch or type(net).__name__, "target": tgt.name,
              "producer": "jetseg export {}".format(__version__)}
@@ -174,7 +179,8 @@ def export_onnx(net, output, num_classes, classes=None, colors=None, width=480, 
                            input_dtype=tgt.input_dtype, upsample=True, argmax=True,
                            overlay=overlay, confidence=confidence, scores=True,
                            ignore_class=ignore_class, alpha=alpha, classes_dtype=cdtype,
-                           extra=extra, precision=prec, check=False)
+                           classes_via=tgt.classes_cast_via(cdtype), extra=extra,
+                           precision=prec, check=False)
         except (ValueError, onnx.checker.ValidationError) as e:
             raise JetsegError("cannot compose the graph: {}".format(e),
                               fix="report this with the --debug output")
@@ -218,6 +224,14 @@ def export_onnx(net, output, num_classes, classes=None, colors=None, width=480, 
                           "written".format(100.0 * fp32.agreement, fp32.max_err,
                                            100.0 * min_agreement),
                           path=output, fix="report this with the --debug output")
+    if precision == "fp16" and not result.row("onnx fp16").agreement >= FP16_MIN_AGREEMENT:
+        log.error("%s", result.table)
+        raise JetsegError("the FP16 graph agrees with PyTorch on only {:.3f}% of pixels (needs "
+                          "{:.0f}%): the net does not keep its results in float16; nothing "
+                          "written".format(100.0 * result.row("onnx fp16").agreement,
+                                           100.0 * FP16_MIN_AGREEMENT),
+                          path=output, fix="export with --precision fp32 (TensorRT can still "
+                          "build it with --precision fp16 where mixed precision is allowed)")
     summary = dict((r.name.replace("onnx ", ""), round(r.agreement, 6)) for r in rows[1:])
     facts = {"parity": {"agreement": summary, "frames": where}}
     if labels is not None:

@@ -1,67 +1,76 @@
-"""What each ``--target`` can take, and checking a finished graph against it.
+"""What each ``--target`` is, and the one check every export passes before it is written.
 
-    trt8.2       Jetson Nano (JetPack 4.6): opset 13, float32 image in, no uint8 tensor
-                 anywhere, HardSwish decomposed, class map int32 (or float32)
-    trt8.5       Xavier (JetPack 5): opset 17, uint8 image in, uint8 class map out
-    trt10        Orin (JetPack 6): as trt8.5
-    onnxruntime  desktop / any ONNX Runtime: opset 17, uint8 in and out, any ONNX op
+    target       TensorRT it serves (JetPack, L4T)            the graph
+    trt8.2       8.2 (JetPack 4.6, R32.6/7: Nano) and         opset 13, float32 image in, no
+                 8.4 (JetPack 5.0.x, R35.1)                   uint8 tensor, int32 class map
+    trt8.5       8.5 (JetPack 5.1.x, R35.2+: Xavier, Orin)    opset 17, uint8 image in, uint8
+                                                              class map out
+    trt8.6       8.6 (JetPack 6.0, R36.3: 8.6.2)              as trt8.5
+    trt10        10.3 (JetPack 6.1 / 6.2, R36.4: Orin)        as trt8.5
+    trt11        11.x (desktop GPUs)                          as trt8.5
+    onnxruntime  ONNX Runtime anywhere                        as trt8.5, any ONNX op
 
-The operator lists follow onnx-tensorrt's docs/operators.md for each release.
+A TensorRT target is checked against the parser rules of each release it serves
+(trt_rules.py, read from onnx-tensorrt's source of that release); trt8.2 serves two, so its
+graphs keep to what both 8.2 and 8.4 take.
 """
-import onnx
-from onnx import TensorProto
-
 from jetseg.errors import JetsegError
 
-from .compose import _opset
-
-# onnx-tensorrt 8.2 / 8.4 support matrix ("Y" rows)
-_TRT8 = set("""
-Abs Acos Acosh Add And ArgMax ArgMin Asin Asinh Atan Atanh AveragePool BatchNormalization
-Cast Ceil Celu Clip Concat Constant ConstantOfShape Conv ConvTranspose Cos Cosh CumSum
-DepthToSpace DequantizeLinear Div Dropout Einsum Elu Equal Erf Exp Expand EyeLike Flatten
-Floor Gather GatherElements GatherND Gemm GlobalAveragePool GlobalLpPool GlobalMaxPool Greater
-GreaterOrEqual GRU HardSigmoid Identity If ImageScaler InstanceNormalization IsNaN LeakyRelu
-Less LessOrEqual Log LogSoftmax Loop LRN LSTM LpNormalization LpPool MatMul Max MaxPool Mean
-Min Mul Neg NonMaxSuppression Not Or Pad ParametricSoftplus Pow PRelu QuantizeLinear
-RandomUniform RandomUniformLike Range ReduceL1 ReduceL2 ReduceLogSum ReduceLogSumExp ReduceMax
-ReduceMean ReduceMin ReduceProd ReduceSum ReduceSumSquare Relu Reshape Resize ReverseSequence
-RNN Round ScaledTanh Scan Scatter ScatterElements ScatterND Selu Shape Sigmoid Sign Sin Sinh
-Size Slice Softmax Softplus Softsign SpaceToDepth Split Sqrt Squeeze Sub Sum Tan Tanh
-ThresholdedRelu Tile TopK Transpose Unsqueeze Upsample Where Xor
-""".split())
-# added by 8.5 and by 10.x (kept conservative: an op missing here is an error at export,
-# not a surprise on the Jetson)
-_TRT85 = _TRT8 | set("HardSwish Reciprocal".split())
-_TRT10 = _TRT85 | set("LayerNormalization GroupNormalization Trilu Shrink GridSample OneHot "
-                      "NonZero Mod RoiAlign IsInf Hardmax BitShift".split())
+from . import trt_rules
 
 
 class Target(object):
-    def __init__(self, name, opset, input_dtype, classes_dtypes, ops, no_uint8, note):
+    def __init__(self, name, opset, input_dtype, classes_dtypes, releases, note):
         self.name = name
         self.opset = opset
         self.input_dtype = input_dtype
         self.classes_dtypes = classes_dtypes        # first = default
-        self.ops = ops                              # None: anything ONNX Runtime runs
-        self.no_uint8 = no_uint8
+        self.releases = releases                    # TensorRT parser rules (trt_rules.RULES)
         self.note = note
 
     @property
     def classes_dtype(self):
         return self.classes_dtypes[0]
 
+    @property
+    def ops(self):
+        """ONNX ops every release of the target takes; None: anything ONNX Runtime runs."""
+        if not self.releases:
+            return None
+        return frozenset.intersection(*[trt_rules.ops(r) for r in self.releases])
+
+    def classes_cast_via(self, classes_dtype):
+        """The dtype the ArgMax result passes through on its way to ``classes_dtype``, or None.
+
+        ArgMax gives INT64 in ONNX (INT32 in TensorRT 8.x engines, INT64 in 10.x) and TensorRT
+        casts to UINT8 only from FLOAT or HALF: onnx-tensorrt 8.5-GA builtin_op_importers.cpp
+        Cast asserts it, and NvInferRuntimeBase.h of 8.6 to 11.1 says kUINT8 conversions "are
+        not supported for {kINT8, kINT32, kBOOL}" (trt_rules ``cast_to_uint8_from``). So a
+        uint8 class map goes ArgMax -> Cast FLOAT -> Cast UINT8 wherever a release of the
+        target forbids the direct cast; exact, as class ids are small integers. ONNX Runtime
+        casts directly.
+        """
+        to = {"uint8": "UINT8", "int32": "INT32", "int64": "INT64", "float32": "FLOAT"}
+        if all(trt_rules.cast_allowed(r, "INT64", to[classes_dtype]) for r in self.releases):
+            return None
+        return "float32"
+
 
 TARGETS = {
-    "trt8.2": Target("trt8.2", 13, "float32", ("int32", "float32"), _TRT8, True,
-                     "TensorRT 8.2 (Jetson Nano, JetPack 4.6)"),
-    "trt8.5": Target("trt8.5", 17, "uint8", ("uint8", "int32"), _TRT85, False,
-                     "TensorRT 8.5 (Xavier, JetPack 5)"),
-    "trt10": Target("trt10", 17, "uint8", ("uint8", "int32"), _TRT10, False,
-                    "TensorRT 10 (Orin, JetPack 6)"),
+    "trt8.2": Target("trt8.2", 13, "float32", ("int32", "float32"), ("8.2", "8.4"),
+                     "TensorRT 8.2 (Jetson Nano, JetPack 4.6; also 8.4 of JetPack 5.0)"),
+    "trt8.5": Target("trt8.5", 17, "uint8", ("uint8", "int32"), ("8.5",),
+                     "TensorRT 8.5 (Xavier / Orin, JetPack 5.1)"),
+    "trt8.6": Target("trt8.6", 17, "uint8", ("uint8", "int32"), ("8.6",),
+                     "TensorRT 8.6 (Orin, JetPack 6.0)"),
+    "trt10": Target("trt10", 17, "uint8", ("uint8", "int32"), ("10.3",),
+                    "TensorRT 10.3 (Orin, JetPack 6.1 / 6.2)"),
+    "trt11": Target("trt11", 17, "uint8", ("uint8", "int32"), ("11.1",),
+                    "TensorRT 11"),
     "onnxruntime": Target("onnxruntime", 17, "uint8", ("uint8", "int32", "int64", "float32"),
-                          None, False, "ONNX Runtime (CPU / CUDA)"),
+                          (), "ONNX Runtime (CPU / CUDA)"),
 }
+DEFAULT = "trt8.5"
 
 
 def get_target(name):
@@ -71,33 +80,16 @@ def get_target(name):
     return TARGETS[name]
 
 
-
-
-def _elem_types(model):
-    """{tensor name: elem_type} for every typed tensor of the (shape-inferred) graph."""
-    g = model.graph
-    types = {}
-    for vi in list(g.input) + list(g.output) + list(g.value_info):
-        types[vi.name] = vi.type.tensor_type.elem_type
-    for init in g.initializer:
-        types[init.name] = init.data_type
-    for node in g.node:
-        if node.op_type == "Cast":
-            for a in node.attribute:
-                if a.name == "to":
-                    types[node.output[0]] = a.i
-        if node.op_type == "Constant":
-            for a in node.attribute:
-                if a.name == "value":
-                    types[node.output[0]] = a.t.data_type
-    return types
-
-
 def check_target(model, target, source="model"):
     """Raise JetsegError when ``model`` breaks a rule of ``target``; return the inferred model.
 
-    Runs onnx's checker and strict shape inference first.
+    onnx's checker and strict shape inference first, then jetseg's conventions for the
+    target (opset, image and class map types), then the TensorRT parser rules of each release
+    the target serves (trt_rules.py).
     """
+    import onnx
+    from onnx import TensorProto
+    from .compose import _opset
     if isinstance(target, str):
         target = get_target(target)
     try:
@@ -114,35 +106,14 @@ def check_target(model, target, source="model"):
             opset, target.note, target.opset), path=source,
             fix="export with --target {}".format(target.name))
     g = inferred.graph
-    if target.ops is not None:
-        for node in g.node:
-            if node.domain not in ("", "ai.onnx"):
-                raise JetsegError("node {!r} is {}::{}, a custom op {} cannot run".format(
-                    node.name or node.output[0], node.domain, node.op_type, target.note),
-                    path=source, fix="replace that layer or use --target onnxruntime")
-            if node.op_type not in target.ops:
-                raise JetsegError("node {!r} ({}) is an op {} cannot take".format(
-                    node.name or node.output[0], node.op_type, target.note), path=source,
-                    fix="replace that layer in the model, or pick a newer --target")
-            if node.op_type in ("QuantizeLinear", "DequantizeLinear"):
-                _check_qdq(node, g, target, source)
-    types = _elem_types(inferred)
     weights = set(x.name for x in model.graph.initializer)
-    inp = [i for i in g.input if i.name not in weights]
+    inp = [i for i in model.graph.input if i.name not in weights]
     in_type = inp[0].type.tensor_type.elem_type if inp else None
     want = {"uint8": TensorProto.UINT8, "float32": TensorProto.FLOAT}[target.input_dtype]
     if in_type != want:
         raise JetsegError("image input is {}; {} wants {}".format(
             TensorProto.DataType.Name(in_type or 0).lower(), target.note, target.input_dtype),
             path=source, fix="export with --target {}".format(target.name))
-    if target.no_uint8:
-        for name, t in sorted(types.items()):
-            if t == TensorProto.UINT8:
-                producer = [n for n in g.node if name in n.output]
-                raise JetsegError("tensor {!r}{} is uint8, which {} cannot take".format(
-                    name, " (node {!r})".format(producer[0].name) if producer else "",
-                    target.note), path=source,
-                    fix="export with --target {}".format(target.name))
     for out in g.output:
         if out.name == "classes":
             t = TensorProto.DataType.Name(out.type.tensor_type.elem_type).lower()
@@ -151,6 +122,13 @@ def check_target(model, target, source="model"):
                 raise JetsegError("class map is {}; {} takes {}".format(
                     t, target.note, " or ".join(target.classes_dtypes)), path=source,
                     fix="use --classes-dtype {}".format(target.classes_dtype))
+    if target.releases:
+        for node in g.node:
+            if node.domain not in ("", "ai.onnx"):
+                raise JetsegError("node {!r} is {}::{}, a custom op {} cannot run".format(
+                    node.name or node.output[0], node.domain, node.op_type, target.note),
+                    path=source, fix="replace that layer or use --target onnxruntime")
+        trt_rules.refuse(model, target.releases, source=source, inferred=inferred)
     return inferred
 
 
@@ -184,22 +162,6 @@ def _nbytes(init):
     for d in init.dims:
         n *= d
     return n * 4
-
-
-def _check_qdq(node, graph, target, source):
-    """TensorRT's explicit quantization: INT8, zero point 0."""
-    inits = dict((i.name, i) for i in graph.initializer)
-    zp = node.input[2] if len(node.input) > 2 else None
-    if not zp:
-        return
-    if zp not in inits:
-        raise JetsegError("node {!r}: zero point is not a constant".format(node.name),
-                          path=source, fix="quantize with jetseg export --precision int8")
-    arr = onnx.numpy_helper.to_array(inits[zp])
-    if inits[zp].data_type != TensorProto.INT8 or arr.any():
-        raise JetsegError("node {!r}: {} needs symmetric INT8 (zero point 0, int8), it has {} "
-                          "{}".format(node.name, target.note, arr.dtype, arr.ravel()[:4]),
-                          path=source, fix="quantize with jetseg export --precision int8")
 
 
 def decompose_hardswish(model):

@@ -24,6 +24,8 @@ from jetseg.core.segmenter import Segmenter  # noqa: E402
 from jetseg_export import archs, exporter, parity  # noqa: E402
 from jetseg_export.cli import main as export_main  # noqa: E402
 from jetseg_export.progress import Progress  # noqa: E402
+from jetseg_export import trt_rules  # noqa: E402
+from jetseg_export.compose import compose  # noqa: E402
 from jetseg_export.targets import TARGETS, check_target, decompose_hardswish  # noqa: E402
 
 from tests.helpers.exportnets import (CAMVID, MEAN, ROOT, STD, camvid_or_skip, frame_at,  # noqa: E402,F401
@@ -81,7 +83,8 @@ def lraspp():
     return make_net("lraspp-mobilenet", 4)          # has HardSwish / HardSigmoid
 
 
-@pytest.mark.parametrize("target", ["trt8.2", "trt8.5", "trt10", "onnxruntime"])
+@pytest.mark.parametrize("target", ["trt8.2", "trt8.5", "trt8.6", "trt10", "trt11",
+                                    "onnxruntime"])
 def test_target_constraints_read_from_graph(target, lraspp, tmp_path):
     out = tmp_path / "m.onnx"
     exporter.export_onnx(lraspp, str(out), 4, width=64, height=48, target=target,
@@ -109,6 +112,54 @@ def test_target_constraints_read_from_graph(target, lraspp, tmp_path):
             assert ops <= TARGETS[target].ops
     assert outs["confidence"] == TensorProto.FLOAT
     onnx.checker.check_model(m, full_check=True)
+    for release in TARGETS[target].releases:        # what was written obeys its parser rules
+        assert trt_rules.check_graph(m, release) == [], release
+
+
+def _producers(model):
+    return dict((o, n) for n in model.graph.node for o in n.output)
+
+
+def _cast_to(node):
+    return [a.i for a in node.attribute if a.name == "to"][0]
+
+
+@pytest.mark.parametrize("target", ["trt8.5", "trt8.6", "trt10", "trt11"])
+def test_uint8_class_map_reaches_tensorrt_through_float(target, lraspp, tmp_path):
+    """D1: TensorRT casts to uint8 only from float/half (8.5 parser; 8.6+ NvInferRuntimeBase.h).
+
+    The default target's graph used to cast ArgMax's ids straight to uint8: the parser rules
+    report that graph, and the export now writes ArgMax -> Cast FLOAT -> Cast UINT8.
+    """
+    out = tmp_path / "m.onnx"
+    exporter.export_onnx(lraspp, str(out), 4, width=64, height=48, target=target,
+                         check_count=1)
+    m = load(out)
+    releases = TARGETS[target].releases
+    assert all(trt_rules.check_graph(m, r) == [] for r in releases)
+    producer = _producers(m)
+    last = producer["classes"]
+    assert last.op_type == "Cast" and _cast_to(last) == TensorProto.UINT8
+    via = producer[last.input[0]]
+    assert via.op_type == "Cast" and _cast_to(via) == TensorProto.FLOAT
+    assert producer[via.input[0]].op_type == "ArgMax"
+    # the graph as it was composed before (ids cast straight to uint8) is what the rules refuse
+    core = exporter.torch_to_onnx(exporter.archs.LogitsOnly(lraspp).eval(), 64, 48, 17)
+    old = compose(core, list("abcd"), [(1, 2, 3)] * 4, classes_dtype="uint8", classes_via=None)
+    assert trt_rules.check_graph(compose(core, list("abcd"), [(1, 2, 3)] * 4), "8.5") == []
+    found = [f for r in releases for f in trt_rules.check_graph(old, r)]
+    assert [(f.node, f.op) for f in found] == [("classes", "Cast")] * len(releases)
+    assert "to UINT8" in found[0].problem and "FLOAT" in found[0].fix
+    # and the class ids are still PyTorch's
+    frame = frame_at(64, 48)
+    assert (Segmenter(str(out)).process(frame).classes == torch_classes(lraspp, frame)).mean() \
+        >= 0.999
+
+
+def test_default_target_is_trt85():
+    from jetseg_export.cli import build_parser
+    assert build_parser().parse_args(["-o", "x.onnx"]).target == "trt8.5"
+    assert set(build_parser()._option_string_actions["--target"].choices) == set(TARGETS)
 
 
 def _tiny_model(op, opset=13, name="my_node"):

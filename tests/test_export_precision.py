@@ -12,6 +12,7 @@ pytest.importorskip("torchvision")
 from onnx import TensorProto, numpy_helper  # noqa: E402
 
 from jetseg.core.segmenter import Segmenter  # noqa: E402
+from jetseg.errors import JetsegError  # noqa: E402
 from jetseg_export import exporter, parity  # noqa: E402
 from jetseg_export.cli import main as export_main  # noqa: E402
 from jetseg_export.quantize import QUANT_OPS  # noqa: E402
@@ -116,6 +117,65 @@ def test_fp16_export(tmp_path):
     frame = frame_at(64, 48)
     got = Segmenter(str(out)).process(frame).classes
     assert (got == torch_classes(net, frame)).mean() >= 0.99
+
+
+@pytest.mark.parametrize("target", ["trt10", "trt11"])
+def test_fp16_net_computes_in_float16_for_strongly_typed_tensorrt(target, tmp_path):
+    """D5: strongly typed TensorRT (10.x STRONGLY_TYPED, 11 always) builds each layer in the
+    type the ONNX gives it, so an FP16 engine needs float16 weights and tensors in the graph.
+    Only jetseg's pre/post-processing (normalise, upsample, argmax, overlay) stays float32."""
+    net = make_net("deeplabv3-mobilenet", 5)
+    out = tmp_path / "m.fp16.onnx"
+    res = exporter.export_onnx(net, str(out), 5, width=64, height=48, precision="fp16",
+                               target=target, check_count=2)
+    m = onnx.load(str(out))
+    check_target(m, target)                    # its parser rules, and onnx's strict checks
+    inferred = onnx.shape_inference.infer_shapes(m)
+    g = inferred.graph
+    types = dict((v.name, v.type.tensor_type.elem_type)
+                 for v in list(g.input) + list(g.value_info) + list(g.output))
+    types.update((i.name, i.data_type) for i in g.initializer)
+    float_weights = [i.name for i in g.initializer if i.data_type == TensorProto.FLOAT
+                     and not i.name.startswith("jetseg_")]
+    assert float_weights == []
+    net_nodes = [n for n in g.node if not any(o.startswith("jetseg_") or o in ("classes",
+                 "overlay", "confidence") for o in n.output)]
+    fp32 = [(n.op_type, n.output[0]) for n in net_nodes
+            if types.get(n.output[0]) == TensorProto.FLOAT]
+    # the normalisation's last Add writes the net's input; one Cast brings the logits back
+    assert sorted(fp32) == [("Add", "input"), ("Cast", "logits")]
+    heavy = [n for n in net_nodes if n.op_type in ("Conv", "ConvTranspose", "MatMul", "Gemm")]
+    assert heavy and all(types[n.output[0]] == TensorProto.FLOAT16 for n in heavy)
+    assert all(types[n.input[1]] == TensorProto.FLOAT16 for n in heavy)
+    assert meta(m)["jetseg.precision"] == "fp16"
+    assert m.graph.input[0].type.tensor_type.elem_type == TensorProto.UINT8
+    assert dict((o.name, o.type.tensor_type.elem_type) for o in m.graph.output)["classes"] == \
+        TensorProto.UINT8
+    assert res.row("onnx fp16").agreement >= 0.99
+
+
+def test_fp16_that_overflows_is_refused_and_nothing_written(tmp_path):
+    class Loud(torch.nn.Module):
+        """Fine in float32; in float16 its 1e6-scale activations overflow (max 65504)."""
+
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.up = torch.nn.Conv2d(3, 8, 3, padding=1)
+            self.down = torch.nn.Conv2d(8, 3, 1)
+            self.up.weight.data *= 1e6
+            self.down.weight.data *= 1e-6
+
+        def forward(self, x):
+            return self.down(torch.relu(self.up(x)))
+
+    out = tmp_path / "loud.fp16.onnx"
+    with pytest.raises(JetsegError, match="FP16 graph agrees with PyTorch on only.*"
+                                          "--precision fp32"):
+        exporter.export_onnx(Loud().eval(), str(out), 3, width=32, height=24,
+                             precision="fp16", check_count=2)
+    assert not out.exists()
+    exporter.export_onnx(Loud().eval(), str(out), 3, width=32, height=24, check_count=2)
 
 
 def test_cli_int8_with_calibration_folder(user_pkg, calib_dir, capsys):
