@@ -70,8 +70,10 @@ def find_logits(out, num_classes):
                 return [("key", key)], out[key], (["dropped: {}".format(
                     ", ".join(repr(k) for k in rest))] if rest else [])
         maps = [(k, v) for k, v in items if _score_like(v, num_classes)]
-        if len(maps) == 1 or (maps and len(set(map(id, (v for _, v in maps)))) == 1):
-            return [("key", maps[0][0])], maps[0][1], []
+        if len(maps) == 1:
+            rest = [k for k, _ in items if k != maps[0][0]]
+            return [("key", maps[0][0])], maps[0][1], (["dropped: {}".format(
+                ", ".join(repr(k) for k in rest))] if rest else [])
         raise JetsegError("the net returns a dict with keys {} and none is 'out' or "
                           "'logits'".format([k for k, _ in items]),
                           fix="return the score map, or a dict with it under 'out'")

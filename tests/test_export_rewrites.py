@@ -291,6 +291,8 @@ class Wrapper(nn.Module):
         y = self.head(x)
         if self.kind == "dict":
             return {"aux": self.aux(x), "out": y}
+        if self.kind == "dict-other":
+            return {"seg": y, "edges": x[:, :1]}
         if self.kind == "tuple":
             return y, self.aux(x)
         if self.kind == "object":
@@ -300,6 +302,7 @@ class Wrapper(nn.Module):
 
 @pytest.mark.parametrize("kind,path,note", [
     ("dict", [("key", "out")], "dropped: 'aux'"),
+    ("dict-other", [("key", "seg")], "dropped: 'edges'"),
     ("tuple", [("index", 0)], "took output [0] of 2 as the main head; dropped [1, 3, 24, 32]"),
     ("object", [("attr", "logits")], "scores from output.logits"),
     ("tensor", [], None)])
