@@ -86,7 +86,6 @@ def export_onnx(net, output, num_classes, classes=None, colors=None, width=480, 
                 calib=None, calib_count=100, calib_method="minmax", arch=None, dataset=None,
                 min_agreement=parity.FP32_MIN_AGREEMENT, extra_facts=None):
     """Export ``net`` to ``output`` (see the module doc); returns an ExportResult."""
-    import torch
     from jetseg.core.modelinfo import IMAGENET_MEAN, IMAGENET_STD
     tgt = get_target(target)
     if precision not in PRECISIONS:
