@@ -31,9 +31,12 @@ setup(
         # desktop / CI: OpenCV without GUI (no conflict with a system Qt) and ONNX Runtime
         "desktop": ["opencv-python-headless>=4.1", "onnxruntime>=1.10"],
         # making models: PyTorch side, graph tools, INT8 calibration
+        # (onnxscript: PyTorch's dynamo exporter, the fallback where TorchScript cannot trace)
         "export": ["torch>=1.13", "torchvision>=0.14", "onnx>=1.12", "onnxruntime>=1.16",
-                   "opencv-python-headless>=4.1"],
-        "dev": ["pytest>=6", "vermin>=1.5", "onnx>=1.12"],
+                   "opencv-python-headless>=4.1", "onnxscript>=0.2"],
+        # the export zoo test builds these libraries' nets with random weights
+        "dev": ["pytest>=6", "vermin>=1.5", "onnx>=1.12", "segmentation-models-pytorch>=0.5",
+                "timm>=0.9", "transformers>=4.40"],
     },
     entry_points={"console_scripts": ["jetseg=jetseg.cli:main",
                                       "jetseg-camera=jetseg.cli.camera:main"]},

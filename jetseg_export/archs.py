@@ -250,6 +250,31 @@ def build_module(spec, num_classes):
         raise JetsegError("--module {!r} is not MODULE:CALLABLE".format(spec),
                           fix="write e.g. --module mypkg.models:build (or file.py:build)")
     mod_name, attr = spec.rsplit(":", 1)
+    obj = _import_attr(spec, mod_name, attr)
+    if isinstance(obj, nn.Module):
+        return obj
+    if not callable(obj):
+        raise JetsegError("--module {!r} is not callable".format(spec),
+                          fix="name a function or class that returns an nn.Module")
+    args, kwargs = _factory_call(spec, obj, num_classes)
+    try:
+        net = obj(*args, **kwargs)
+    except Exception as e:
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        call = "{}({})".format(attr, "num_classes={}".format(num_classes) if kwargs else
+                               num_classes if args else "")
+        raise JetsegError("--module {!r}: {} raised {}: {}".format(spec, call, type(e).__name__,
+                                                                 first),
+                          fix="make {} build the net in plain Python first, or wrap it: def "
+                              "build(num_classes): return ...".format(call))
+    if not isinstance(net, nn.Module):
+        raise JetsegError("--module {!r} returned a {}, not a torch.nn.Module".format(
+            spec, type(net).__name__), fix="return the network (an nn.Module) from it")
+    return net
+
+
+def _import_attr(spec, mod_name, attr):
+    """The object ``attr`` (dotted) of the module or .py file ``mod_name``."""
     try:
         if mod_name.endswith(".py"):
             if not os.path.isfile(mod_name):
@@ -266,35 +291,48 @@ def build_module(spec, num_classes):
         raise
     except ImportError as e:
         raise JetsegError("--module {!r}: cannot import {!r} ({})".format(spec, mod_name, e),
-                          fix="run from the folder holding the package, or pip install it")
+                          fix="run from the folder holding the package, or pip install what "
+                              "it names")
+    except Exception as e:              # the user's file itself fails (syntax, names ...)
+        where = getattr(e, "lineno", None)
+        raise JetsegError("--module {!r}: importing {!r} raised {}{}: {}".format(
+            spec, mod_name, type(e).__name__, " (line {})".format(where) if where else "",
+            (str(e).strip().splitlines() or [""])[0][:200]),
+            fix="fix that error; python -c 'import {}' shows it in full".format(
+                mod_name[:-3].replace("/", ".") if mod_name.endswith(".py") else mod_name))
     obj = module
     for part in attr.split("."):
         if not hasattr(obj, part):
             raise JetsegError("--module {!r}: {!r} has no attribute {!r}".format(
                 spec, mod_name, part), fix="name a function or nn.Module class in it")
         obj = getattr(obj, part)
-    if isinstance(obj, nn.Module):
-        return obj
-    if not callable(obj):
-        raise JetsegError("--module {!r} is not callable".format(spec),
-                          fix="name a function or class that returns an nn.Module")
+    return obj
+
+
+def _factory_call(spec, obj, num_classes):
+    """(args, kwargs) to call the factory ``obj`` with; refuses one that needs more."""
     try:
         params = inspect.signature(obj).parameters
     except (TypeError, ValueError):
         params = {}
-    if "num_classes" in params:
-        net = obj(num_classes=num_classes)
-    elif any(p.kind == p.VAR_KEYWORD for p in params.values()):
-        net = obj(num_classes=num_classes)
-    elif [p for p in params.values() if p.default is p.empty and
-          p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]:
-        net = obj(num_classes)
+    required = [p for p in params.values() if p.default is p.empty and p.kind in (
+        p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    if "num_classes" in params or any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        call = ((), {"num_classes": num_classes})
+        rest = [p.name for p in required if p.name != "num_classes"]
+    elif required and required[0].kind != required[0].KEYWORD_ONLY:
+        call = ((num_classes,), {})
+        rest = [p.name for p in required[1:]]
     else:
-        net = obj()
-    if not isinstance(net, nn.Module):
-        raise JetsegError("--module {!r} returned a {}, not a torch.nn.Module".format(
-            spec, type(net).__name__), fix="return the network (an nn.Module) from it")
-    return net
+        call = ((), {})
+        rest = [p.name for p in required]
+    if rest:
+        raise JetsegError("--module {!r} needs argument(s) {} that jetseg cannot give (it "
+                          "passes num_classes only)".format(spec, ", ".join(rest)),
+                          fix="wrap it in a function of num_classes, e.g. def build("
+                              "num_classes): return {}(num_classes, {}=...)".format(
+                                  spec.rsplit(":", 1)[1], rest[0]))
+    return call
 
 
 # ---- checkpoints -----------------------------------------------------------------------

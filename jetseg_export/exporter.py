@@ -12,10 +12,8 @@ what strongly typed TensorRT builds as FP16) -> wrap with jetseg's pre/post grap
 compare with PyTorch on real or random frames (FP32 must agree on >= 99.9 % of pixels, FP16
 on >= 99 %) -> write the file.
 """
-import io
 import json
 import os
-import warnings
 
 import onnx
 
@@ -23,7 +21,7 @@ from jetseg import __version__
 from jetseg.errors import JetsegError, log
 from jetseg.core.labels import fit_colors, fit_labels
 
-from . import archs, parity
+from . import archs, conventions, lowering, parity, tracing
 from .compose import compose
 from .targets import check_target, decompose_hardswish, get_target
 
@@ -53,29 +51,7 @@ def build_net(arch=None, module=None, num_classes=None, checkpoint=None):
 
 def torch_to_onnx(net, width, height, opset):
     """Trace ``net`` (already wrapped to return logits) at 1x3xHxW -> ModelProto."""
-    import torch
-    f = io.BytesIO()
-    dummy = torch.zeros(1, 3, height, width)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            kw = {"dynamo": False} if "dynamo" in _export_params(torch) else {}
-            torch.onnx.export(net, dummy, f, opset_version=opset, input_names=["input"],
-                              output_names=["logits"], do_constant_folding=True, **kw)
-    except Exception as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise JetsegError("PyTorch cannot export the net at opset {}: {}".format(
-            opset, first[:300]), fix="replace the layer it names, or try a newer --target "
-            "(higher opset)")
-    return onnx.load_from_string(f.getvalue())
-
-
-def _export_params(torch):
-    import inspect
-    try:
-        return inspect.signature(torch.onnx.export).parameters
-    except (TypeError, ValueError):
-        return {}
+    return tracing.to_onnx(net, width, height, opset)[0]
 
 
 class ExportResult(object):
@@ -115,7 +91,6 @@ def export_onnx(net, output, num_classes, classes=None, colors=None, width=480, 
                 calib=None, calib_count=100, calib_method="minmax", arch=None, dataset=None,
                 min_agreement=parity.FP32_MIN_AGREEMENT, extra_facts=None):
     """Export ``net`` to ``output`` (see the module doc); returns an ExportResult."""
-    import torch
     from jetseg.core.modelinfo import IMAGENET_MEAN, IMAGENET_STD
     tgt = get_target(target)
     if precision not in PRECISIONS:
@@ -145,28 +120,14 @@ def export_onnx(net, output, num_classes, classes=None, colors=None, width=480, 
         check_count = 16 if check_images else 4
 
     # ---- PyTorch side ------------------------------------------------------------------
-    wrapped = archs.LogitsOnly(net).eval()
-    with torch.no_grad():
-        try:
-            probe = wrapped(torch.zeros(1, 3, height, width))
-        except Exception as e:
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-            raise JetsegError("the net fails on a 1x3x{}x{} input: {}".format(
-                height, width, first[:300]), fix="try another --input-size (many nets want "
-                "multiples of 32)")
-    if not isinstance(probe, torch.Tensor) or probe.dim() != 4:
-        raise JetsegError("the net returns {}, not [1, classes, H, W] logits".format(
-            tuple(probe.shape) if isinstance(probe, torch.Tensor) else type(probe).__name__),
-            fix="return the score map (or a dict with 'out') from forward()")
-    if probe.shape[1] != num_classes:
-        raise JetsegError("the net outputs {} channels but --num-classes is {}".format(
-            probe.shape[1], num_classes), fix="pass --num-classes {}".format(probe.shape[1]))
+    wrapped, _ = conventions.logits_module(net, width, height, num_classes)
 
-    core = torch_to_onnx(wrapped, width, height, tgt.opset)
+    core, exporter_name = tracing.to_onnx(wrapped, width, height, tgt.opset)
     if tgt.ops is not None and "HardSwish" not in tgt.ops:     # TensorRT before 8.5
         decompose_hardswish(core)
+    lowering.lower(core, tgt, source=output)
     extra = {"arch": arch or type(net).__name__, "target": tgt.name,
-             "producer": "jetseg export {}".format(__version__)}
+             "producer": "jetseg export {}".format(__version__), "exporter": exporter_name}
     if dataset:
         extra["dataset"] = dataset
     extra.update(extra_facts or {})
