@@ -749,3 +749,8 @@ def check_gates(fractions, gates, names=None):
     """
     fr = class_fractions(fractions, names)
     return [g.action for g in gates if g.check(fr)]
+
+
+# obstacle distances (the flat-ground camera model); MAVLink lives in jetseg.autopilot.mavlink
+from jetseg.autopilot.obstacles import (CameraGeometry, ObstacleDistances,  # noqa: E402,F401
+                                        Obstacles)
