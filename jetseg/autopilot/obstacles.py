@@ -222,8 +222,8 @@ class Obstacles(object):
         r = lambda x, nd=3: None if x is None else round(float(x), nd)   # noqa: E731
         return {
             "distances_cm": [int(d) for d in self.distances_cm],
-            "increment_deg": r(self.increment_deg, 4),
-            "angle_offset_deg": r(self.angle_offset_deg, 4),
+            "increment_deg": r(self.increment_deg, 6),
+            "angle_offset_deg": r(self.angle_offset_deg, 6),
             "min_distance_cm": self.min_distance_cm, "max_distance_cm": self.max_distance_cm,
             "nearest_m": r(self.nearest_m, 2),
             "nearest_bearing_deg": r(self.nearest_bearing_deg, 2),

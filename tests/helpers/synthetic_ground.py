@@ -79,3 +79,32 @@ def render(W, H, cam, walls=()):
 def metres_per_row(range_m, height_m, fy):
     """Ground spanned by one image row at ``range_m`` (the quantisation of a class map)."""
     return (height_m ** 2 + range_m ** 2) / (height_m * fy)
+
+
+# ---- the same scenes as video frames, and a model that reads them back exactly ----------
+BGR = np.array([(255, 0, 0), (0, 0, 255), (0, 255, 0)], np.uint8)   # blue sky, red road, green wall
+
+
+def to_bgr(classes):
+    """A frame whose colours the colour net turns back into ``classes``."""
+    return BGR[classes]
+
+
+def colour_net(path, width, height):
+    """An ONNX 'segmentation' model that calls blue Sky, red Road and green Wall."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from jetseg_export.compose import compose
+    w = np.zeros((3, 3, 1, 1), np.float32)
+    w[SKY, 2], w[ROAD, 0], w[WALL, 1] = 1.0, 1.0, 1.0      # net input is RGB
+    g = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["logits"])], "colour",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, height, width])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 3, height, width])],
+        [numpy_helper.from_array(w, "w")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    onnx.save(compose(m, NAMES, [(70, 130, 180), (128, 64, 128), (64, 0, 128)],
+                      mean=(0, 0, 0), std=(1, 1, 1)), str(path))
+    return str(path)
