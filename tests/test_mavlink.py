@@ -155,7 +155,8 @@ def wait_live(link, key, value=None, timeout=5.0):
 def test_attitude_and_height_from_the_vehicle_are_used_live():
     port = free_port()
     od = ObstacleDistances(geometry(height=1.0), ["Road"], names=NAMES)
-    with MavlinkLink("udpin:127.0.0.1:{}".format(port), max_age_s=0.5) as link:
+    with MavlinkLink("udpin:127.0.0.1:{}".format(port)) as link:
+        assert link.vehicle.max_age_s == 1.0
         fc = Autopilot(port)
         roll, pitch, height = 10.0, 4.0, 2.0
         tilt = np.cos(np.radians(roll)) * np.cos(np.radians(pitch))
@@ -174,7 +175,7 @@ def test_attitude_and_height_from_the_vehicle_are_used_live():
         assert wall_sectors(level.distances_cm)[6.0][0] < 4.0
 
         fc.state(0.0, 0.0, relative_alt_m=2.5)       # no rangefinder: relative altitude
-        time.sleep(0.6)                              # the rangefinder reading goes stale
+        time.sleep(1.1)                              # the rangefinder reading goes stale
         fc.state(0.0, 0.0, relative_alt_m=2.5)
         live = wait_live(link, "height_source", "GLOBAL_POSITION_INT.relative_alt")
         assert live["height_m"] == pytest.approx(2.5)
@@ -182,7 +183,7 @@ def test_attitude_and_height_from_the_vehicle_are_used_live():
         other.state(30.0, 0.0, relative_alt_m=50.0)
         time.sleep(0.2)
         assert link.vehicle.live()["height_m"] == pytest.approx(2.5)
-        time.sleep(0.7)                              # everything stale: configured again
+        time.sleep(1.0)                              # everything stale: configured again
         assert link.vehicle.live() == {}
         assert link.vehicle.heartbeat is not None
 
@@ -395,3 +396,25 @@ def test_emit_sink_feeds_live_geometry_from_its_mavlink_link():
         sink.close()
     assert od and od[0].time_usec == int(Res.captured_at * 1e6)
     assert_walls(od[0].distances, 1.0)
+
+
+def test_example_monitor_prints_what_the_autopilot_sees(tmp_path):
+    model = colour_net(tmp_path / "walls.onnx", W, H)
+    clip = scene_clip(tmp_path, Camera(1.5, pitch=-10, hfov=HFOV, vfov=VFOV))
+    port = free_port()
+    mon = subprocess.Popen([sys.executable, str(ROOT / "examples" / "mavlink_monitor.py"),
+                            "udpin:127.0.0.1:{}".format(port), "--count", "5", "--timeout",
+                            "60", "--attitude", "0,0", "--height", "1.5"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = camera(model, clip, "--emit", "mavlink:udpout:127.0.0.1:{}".format(port),
+                  "--camera-pitch", "-10")                 # height only from the "autopilot"
+    try:
+        out, err = mon.communicate(timeout=120)
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+    assert mon.returncode == 0, out + err
+    assert "component 1/196: type 18, autopilot 8" in out
+    lines = [ln for ln in out.splitlines() if ln.startswith("obstacles")]
+    assert len(lines) == 5
+    assert "nearest  6." in lines[-1] or "nearest  5." in lines[-1], lines[-1]

@@ -158,6 +158,8 @@ class JsonlEmitter(object):
                 return
             if self.error is None:
                 self._write(line)
+            else:
+                self.dropped += 1
 
     def _write(self, line):
         view = memoryview(line)
@@ -165,8 +167,10 @@ class JsonlEmitter(object):
             while view:
                 view = view[os.write(self.fd, view):]
             self.good += len(line)
+            self.sent += 1
         except OSError as e:
             self.error = e
+            self.dropped += 1
             log.error("emit: writing %s failed (%s); its records are dropped from now on",
                       self.path, e.strerror or e)
             try:
@@ -179,8 +183,7 @@ class JsonlEmitter(object):
             self.dropped += 1
             return
         try:
-            self.q.put_nowait(line)
-            self.sent += 1
+            self.q.put_nowait(line)             # counted as sent once written
         except queue.Full:
             self.dropped += 1
 

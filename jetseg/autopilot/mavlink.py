@@ -23,9 +23,12 @@ Threads: one I/O thread owns the connection (pymavlink packs and parses; the soc
 serial port are ours, so a lost link raises instead of printing). Callers only put into a
 small queue where a newer OBSTACLE_DISTANCE (or value of a name) replaces one not yet sent
 and the oldest message goes when it is full; messages older than ``max_age_s`` (ArduPilot
-and PX4 drop obstacle data after 0.5 s) are dropped rather than sent late. A TCP or serial link that goes away is reopened with backoff (0.5 s
-doubling to 8 s); a UDP link has nothing to reopen. What the vehicle sends back (ATTITUDE,
-DISTANCE_SENSOR facing down, GLOBAL_POSITION_INT, HEARTBEAT) lands in ``link.vehicle``.
+and PX4 drop obstacle data after 0.5 s) are dropped rather than sent late. A TCP or serial
+link that goes away is reopened with backoff (0.5 s doubling to 8 s); a UDP link has nothing
+to reopen. What the vehicle sends back (ATTITUDE, DISTANCE_SENSOR facing down,
+GLOBAL_POSITION_INT, HEARTBEAT) lands in ``link.vehicle``; a value counts for 1 s, so have
+the flight controller stream them at 2 Hz or more (ArduPilot: SRn_EXTRA1, SRn_POSITION,
+SRn_EXTRA3 on the companion's port; PX4 streams them on an onboard-mode link).
 """
 import collections
 import math
@@ -61,7 +64,7 @@ class VehicleState(object):
     attitude, so height = distance * cos(roll) * cos(pitch).
     """
 
-    def __init__(self, sysid, max_age_s=0.5, min_height_m=0.3):
+    def __init__(self, sysid, max_age_s=1.0, min_height_m=0.3):
         self.sysid, self.max_age_s, self.min_height_m = sysid, max_age_s, min_height_m
         self.attitude = self.rangefinder = self.relative_alt = None     # (value..., time)
         self.heartbeat = None               # (autopilot, type, time) of the flight controller
@@ -119,7 +122,7 @@ class MavlinkLink(object):
         self.io = self.endpoint.open(first=True)              # JetsegError when it fails
         self.packer = self.mav.MAVLink(None, srcSystem=self.sysid, srcComponent=self.compid)
         self.packer.robust_parsing = True
-        self.vehicle = VehicleState(vehicle_sysid or self.sysid, max_age_s=max_age_s)
+        self.vehicle = VehicleState(vehicle_sysid or self.sysid)
         self.max_age_s, self.heartbeat_s = max_age_s, 1.0 / heartbeat_hz
         self.sent = self.dropped = self.reconnects = 0
         self.last_obstacles = None
