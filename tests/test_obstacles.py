@@ -225,3 +225,32 @@ def test_segmentation_names_come_with_the_result():
     obs = od.measure(Res(render(W, H, cam, WALLS)))
     assert check(cam, obs, WALLS)["wall"] >= 4
     assert WALL == 2 and obs.height_source == "configured"
+
+
+def test_json_emit_carries_the_distances(tmp_path):
+    pytest.importorskip("onnx")
+    import subprocess
+    import sys
+    from tests.helpers.common import ROOT, write_video
+    from tests.helpers.synthetic_ground import colour_net, to_bgr
+    w, h = 320, 240
+    cam = Camera(1.5, pitch=-10, hfov=HFOV, vfov=VFOV)
+    low = [Wall(x.left, x.right, x.range, top_m=1.0) for x in WALLS]   # the horizon shows
+    frame = to_bgr(render(w, h, cam, low))
+    clip = write_video(tmp_path / "walls.avi", 6, (w, h), fps=10.0, frame_fn=lambda i: frame)
+    out = tmp_path / "run.jsonl"
+    r = subprocess.run([sys.executable, "-m", "jetseg.cli.camera", "--engine",
+                        colour_net(tmp_path / "m.onnx", w, h), clip, "--headless",
+                        "--free-classes", "Road", "--hfov", str(HFOV), "--vfov", str(VFOV),
+                        "--camera-height", "1.5", "--camera-pitch", "-10",
+                        "--emit", "jsonl:" + str(out)], capture_output=True, text=True,
+                       cwd=str(ROOT), timeout=120)
+    assert r.returncode == 0, r.stderr
+    recs = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [x["frame_id"] for x in recs] == list(range(6))
+    o = recs[-1]["obstacles"]
+    assert o["height_source"] == "configured" and o["attitude_source"] == "configured (level)"
+    assert len(o["distances_cm"]) == 72 and o["max_distance_cm"] == 2000
+    assert abs(o["nearest_m"] - 6.0) < 0.6 and -25 <= o["nearest_bearing_deg"] <= -5
+    hz = recs[-1]["horizon"]
+    assert abs(hz["vehicle_roll_deg"]) < 0.5 and abs(hz["vehicle_pitch_deg"]) < 0.5

@@ -256,7 +256,7 @@ class ObstacleDistances(object):
         if not _as_list(free_classes):
             raise JetsegError("obstacle distances need free classes",
                               fix="name the ground classes, e.g. --free-classes Road,Grass")
-        self._ids = None
+        self._ids = self._view = None
         if self.names is not None:
             self._free_ids(self.names)                  # unknown names fail now
         self.fov_layout = str(increment_deg).lower() == "fov"
@@ -305,8 +305,12 @@ class ObstacleDistances(object):
             return Obstacles(out, inc, offset, 0, 0, *args[2:],
                              reason="no camera height: give --camera-height or send "
                                     "DISTANCE_SENSOR / GLOBAL_POSITION_INT on the link")
-        R = rotation(roll_deg, pitch_deg).dot(self.camera.mount)
-        view = _view(R, self.camera.intrinsics(W, H), W, H, height_m, self.max_range_m, inc)
+        key = (W, H, float(roll_deg), float(pitch_deg), float(height_m), inc)
+        if self._view is None or self._view[0] != key:      # the same geometry: reuse it
+            R = rotation(roll_deg, pitch_deg).dot(self.camera.mount)
+            self._view = (key, _view(R, self.camera.intrinsics(W, H), W, H, height_m,
+                                     self.max_range_m, inc))
+        view = self._view[1]
         if view is None:
             return Obstacles(out, inc, offset, 0, 0, *args[2:], reason="no ground in view")
         betas, ranges, u, v, inside = view
@@ -362,10 +366,10 @@ def _view(R, K, W, H, height, max_range, inc):
     yaw = math.atan2(R[1, 0], R[0, 0])                      # the optical axis' bearing
     rel = np.mod(np.arctan2(d[1], d[0])[ground] - yaw + math.pi, 2 * math.pi) - math.pi
     lo, hi = (-math.pi, math.pi) if nadir_in or not len(rel) else (rel.min(), rel.max())
-    step = min(math.radians(inc) / 2.0, 2.0 / fx)           # 2 a sector, 1 per 2 columns
+    step = min(math.radians(inc) / 3.0, 3.0 / fx)           # 3 a sector, 1 per 3 columns
     if nadir_in:                                            # looking down: all round, 1 deg
         step = max(step, math.radians(1.0))
-    betas = yaw + np.linspace(lo, hi, min(int((hi - lo) / step) + 2, max(W // 2, 4 * SECTORS)))
+    betas = yaw + np.linspace(lo, hi, min(int((hi - lo) / step) + 2, 3 * SECTORS + 2))
     reach = (height * np.hypot(d[0], d[1]) / np.where(ground, d[2], 1.0))[ground]
     near = 0.05 * height if nadir_in else 0.95 * float(reach.min())
     if ground.all():                                        # no horizon: the top edge ends it
