@@ -241,9 +241,20 @@ def test_serial_link_over_a_pseudo_terminal():
             mav.MAVLink(None, srcSystem=1, srcComponent=1)))
         roll = wait_live(link, "roll_deg")["roll_deg"]
         assert roll == pytest.approx(np.degrees(0.2), abs=1e-3)
+        os.close(master)                                 # the cable is pulled
+        master = None
+        end = time.time() + 10
+        while link.io is not None and time.time() < end:
+            time.sleep(0.05)
+        assert link.io is None                           # noticed; reopened with backoff
+        for _ in range(100):
+            link.send_text("into the void")              # returns at once, counted dropped
+        time.sleep(0.5)
+        assert link.dropped >= 80
     finally:
         link.close()
-        os.close(master)
+        if master is not None:
+            os.close(master)
         os.close(slave)
 
 

@@ -305,6 +305,9 @@ class EmitSink(object):
             except queue.Full:
                 pass
         self.thread.join(timeout=10.0)
+        if self.skipped:
+            log.info("emit: %d frames had no record (the signals were busy; on a live source "
+                     "the newest frame wins)", self.skipped)
         for e in self.emitters:
             e.close()
             why = getattr(e, "error", None)

@@ -1,6 +1,8 @@
 """``--emit`` wiring for jetseg-camera: the camera-geometry and MAVLink flags and the sink
 they make (signals, obstacle distances, emitters). Every bad value is a JetsegError at
 start-up (one line, exit code 2)."""
+import math
+
 from jetseg.errors import JetsegError
 
 
@@ -50,8 +52,13 @@ def emit_sink(args, net, source, stats):
     from jetseg.autopilot.emit import EmitSink, Signals
     from jetseg.autopilot.obstacles import ObstacleDistances
     camera = camera_from_args(args)
+    hfov = args.hfov
+    if camera.calibration:                       # free-space bearings from the calibration
+        c = camera.calibration
+        left, right = math.atan2(c["cx"], c["fx"]), math.atan2(c["width"] - c["cx"], c["fx"])
+        hfov = math.degrees(left + right)
     signals = Signals(net.classes, _split(args.sky_classes), _split(args.free_classes),
-                      args.sectors, args.hfov, model=args.model,
+                      args.sectors, hfov, model=args.model,
                       frame_rate=None if source.live else (source.fps or 30.0), camera=camera)
     mavlink = any(str(u).startswith("mavlink:") for u in args.emit)
     if signals.free and (args.camera_height is not None or mavlink):
