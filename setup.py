@@ -16,9 +16,6 @@ with io.open(os.path.join(here, "jetseg", "__init__.py"), encoding="utf-8") as f
 with io.open(os.path.join(here, "README.md"), encoding="utf-8") as f:
     long_description = f.read()
 
-MAVLINK = ['pymavlink>=2.4.47,<2.4.50; python_version < "3.7"',
-           'pymavlink>=2.4.47; python_version >= "3.7"', "pyserial>=3.4"]
-
 setup(
     name="jetseg",
     version=version,
@@ -38,8 +35,11 @@ setup(
                    "opencv-python-headless>=4.1"],
         # MAVLink (--emit mavlink:): pymavlink 2.4.50 dropped Python 3.6 (JetPack 4.6), 2.4.49
         # is the last that runs there; pyserial for serial links (/dev/ttyTHS1,921600)
-        "mavlink": MAVLINK,
-        "dev": ["pytest>=6", "vermin>=1.5", "onnx>=1.12"] + MAVLINK,
+        "mavlink": ['pymavlink>=2.4.47,<2.4.50; python_version < "3.7"',
+                    'pymavlink>=2.4.47; python_version >= "3.7"', "pyserial>=3.4"],
+        "dev": ["pytest>=6", "vermin>=1.5", "onnx>=1.12",
+                'pymavlink>=2.4.47,<2.4.50; python_version < "3.7"',
+                'pymavlink>=2.4.47; python_version >= "3.7"', "pyserial>=3.4"],
     },
     entry_points={"console_scripts": ["jetseg=jetseg.cli:main",
                                       "jetseg-camera=jetseg.cli.camera:main"]},
