@@ -35,6 +35,7 @@ import threading
 import time
 
 from jetseg import autopilot
+from jetseg.autopilot.links import resolve
 from jetseg.errors import JetsegError, log
 
 SCHEMA = "jetseg.autopilot/1"
@@ -104,11 +105,7 @@ class UdpEmitter(object):
         if not 0 < port < 65536:
             raise JetsegError("UDP port {} is outside 1..65535".format(port),
                               fix="write e.g. --emit udp://127.0.0.1:14560")
-        try:
-            family, _, _, _, self.addr = socket.getaddrinfo(host, port, 0, socket.SOCK_DGRAM)[0]
-        except (socket.gaierror, UnicodeError) as e:
-            raise JetsegError("cannot resolve the --emit host {!r} ({})".format(host, e),
-                              fix="give an IP address or a host name this machine resolves")
+        family, self.addr = resolve(host, port, what="the --emit host")
         self.sock = socket.socket(family, socket.SOCK_DGRAM)
         self.sock.setblocking(False)
         self.sent = self.dropped = 0

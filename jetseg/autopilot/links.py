@@ -37,13 +37,16 @@ def parse_connection(text):
     raise JetsegError("{!r} is not a MAVLink connection".format(s), fix=CONNECTION_FIX)
 
 
-def _resolve(host, port, kind):
+def resolve(host, port, stream=False, what="host"):
+    """(family, address) of host:port, resolved once; IPv4 first, as 'localhost' means to
+    most listeners (getaddrinfo often lists ::1 first). JetsegError when it cannot."""
     try:
-        info = socket.getaddrinfo(host, port, 0, socket.SOCK_DGRAM if kind != "tcp"
-                                  else socket.SOCK_STREAM)[0]
+        infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM if stream
+                                   else socket.SOCK_DGRAM)
     except (socket.gaierror, UnicodeError) as e:
-        raise JetsegError("cannot resolve MAVLink host {!r} ({})".format(host, e),
+        raise JetsegError("cannot resolve {} {!r} ({})".format(what, host, e),
                           fix="give an IP address or a host name this machine resolves")
+    info = sorted(infos, key=lambda i: i[0] != socket.AF_INET)[0]
     return info[0], info[4]
 
 
@@ -140,7 +143,7 @@ class Endpoint(object):
         self.name = str(connection)
         self.kind, (host, port) = parse_connection(connection)
         self.family, self.address = (None, (host, port)) if self.kind == "serial" else \
-            _resolve(host, port, self.kind)                   # resolved once, here
+            resolve(host, port, self.kind == "tcp", "MAVLink host")     # once, here
 
     def open(self, first=False):
         try:
