@@ -34,9 +34,15 @@ setup(
         # (onnxscript: PyTorch's dynamo exporter, the fallback where TorchScript cannot trace)
         "export": ["torch>=1.13", "torchvision>=0.14", "onnx>=1.12", "onnxruntime>=1.16",
                    "opencv-python-headless>=4.1", "onnxscript>=0.2"],
-        # the export zoo test builds these libraries' nets with random weights
+        # MAVLink (--emit mavlink:): pymavlink 2.4.50 dropped Python 3.6 (JetPack 4.6), 2.4.49
+        # is the last that runs there; pyserial for serial links (/dev/ttyTHS1,921600)
+        "mavlink": ['pymavlink>=2.4.47,<2.4.50; python_version < "3.7"',
+                    'pymavlink>=2.4.47; python_version >= "3.7"', "pyserial>=3.4"],
+        # tests: the export zoo builds these libraries' nets with random weights; MAVLink
         "dev": ["pytest>=6", "vermin>=1.5", "onnx>=1.12", "segmentation-models-pytorch>=0.5",
-                "timm>=0.9", "transformers>=4.40"],
+                "timm>=0.9", "transformers>=4.40",
+                'pymavlink>=2.4.47,<2.4.50; python_version < "3.7"',
+                'pymavlink>=2.4.47; python_version >= "3.7"', "pyserial>=3.4"],
     },
     entry_points={"console_scripts": ["jetseg=jetseg.cli:main",
                                       "jetseg-camera=jetseg.cli.camera:main"]},

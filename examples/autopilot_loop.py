@@ -16,8 +16,9 @@ import socket
 import time
 
 
-def command(rec, max_age_ms=250.0, min_confidence=0.3, gain=0.5):
-    """A dict command from one record: level the wings, fly toward free space, pull up."""
+def command(rec, max_age_ms=250.0, min_confidence=0.3, gain=0.5, min_clearance_m=3.0):
+    """A dict command from one record: level the wings, fly toward free space, hold short
+    of obstacles, pull up."""
     cmd = {"frame": rec.get("frame_id"), "mode": "hold", "roll_deg": 0.0, "pitch_deg": 0.0,
            "yaw_rate_dps": 0.0, "why": []}
     age = (time.time() - rec.get("time", 0)) * 1000.0
@@ -37,6 +38,11 @@ def command(rec, max_age_ms=250.0, min_confidence=0.3, gain=0.5):
     elif fs:
         cmd["mode"] = "hold"
         cmd["why"].append("no free space ahead")
+    near = (rec.get("obstacles") or {}).get("nearest_m")     # with --camera-height
+    if near is not None and near < min_clearance_m:
+        cmd["mode"] = "hold"
+        cmd["why"].append("obstacle {:.1f} m at {:+.0f} deg".format(
+            near, rec["obstacles"]["nearest_bearing_deg"]))
     if "pull_up" in rec.get("gates", []):
         cmd["mode"] = "pull_up"
         cmd["pitch_deg"] = 10.0

@@ -1,9 +1,12 @@
 """--emit: the per-frame JSON an autopilot reads, over UDP and to a JSONL file."""
 import json
 import math
+import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 import cv2
 import numpy as np
@@ -113,7 +116,6 @@ def test_camera_to_example_autopilot_over_udp(tmp_path):
     pilot = subprocess.Popen([sys.executable, str(ROOT / "examples" / "autopilot_loop.py"),
                               "--port", str(port), "--count", "5", "--timeout", "20"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    import time
     time.sleep(1.0)                                              # let it bind
     cam = subprocess.run([sys.executable, "-m", "jetseg.cli.camera", "--engine", model,
                           _clip(tmp_path / "c.avi", frames=40), "--headless", "--input-loop",
@@ -124,3 +126,97 @@ def test_camera_to_example_autopilot_over_udp(tmp_path):
     lines = [l for l in out.splitlines() if l.startswith("frame")]
     assert len(lines) == 5, out + err
     assert all(" steer " in l or " hold " in l for l in lines)
+
+
+# ---- faults: a full disk, a stuck writer, paths and addresses that cannot work ----------
+def test_bad_emit_targets_fail_at_start_in_one_line(tmp_path):
+    for uri, words in [("jsonl:" + str(tmp_path), "is a folder"),
+                       ("jsonl:/proc/jetseg-x", "cannot write"),
+                       ("jsonl:" + str(tmp_path / "no" / "x.jsonl"), "does not exist"),
+                       ("udp://127.0.0.1:99999", "1..65535"),
+                       ("udp://no-such-host.invalid:14560", "cannot resolve")]:
+        with pytest.raises(JetsegError) as e:
+            open_emitter(uri)
+        assert words in str(e.value) and "fix:" in str(e.value), uri
+    model = colour_net(tmp_path / "c.onnx")
+    clip = _clip(tmp_path / "c.avi", frames=3)
+    for uri in ("jsonl:" + str(tmp_path), "udp://127.0.0.1:99999"):
+        r = subprocess.run([sys.executable, "-m", "jetseg.cli.camera", "--engine", model, clip,
+                            "--headless", "--emit", uri], capture_output=True, text=True,
+                           cwd=str(ROOT), timeout=120)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_udp_host_is_resolved_once(monkeypatch):
+    e = UdpEmitter("localhost", 9)
+    socket.inet_pton(socket.AF_INET6 if ":" in e.addr[0] else socket.AF_INET, e.addr[0])
+
+    def no_dns(*a, **k):
+        raise AssertionError("resolved again")
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    monkeypatch.setattr(socket, "gethostbyname", no_dns)
+    for _ in range(5):
+        e.send(b"x")
+    assert e.sent + e.dropped == 5
+    e.close()
+
+
+FULL_DISK = r"""
+import json, logging, resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)      # writes past the limit fail with EFBIG
+resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))
+logging.basicConfig(level=logging.INFO)
+from jetseg.autopilot.emit import JsonlEmitter
+e = JsonlEmitter(sys.argv[1])
+for i in range(100):
+    e.send((json.dumps({"frame_id": i, "pad": "x" * 60}) + "\n").encode())
+e.close()
+print(e.sent, e.dropped)
+"""
+
+
+def test_full_disk_leaves_whole_lines_and_says_so(tmp_path):
+    out = tmp_path / "run.jsonl"
+    r = subprocess.run([sys.executable, "-c", FULL_DISK, str(out)], capture_output=True,
+                       text=True, cwd=str(ROOT), timeout=60)
+    assert r.returncode == 0, r.stderr
+    text = out.read_text()
+    assert 0 < len(text) <= 1000 and text.endswith("\n")          # cut back: no half line
+    frames = [json.loads(ln)["frame_id"] for ln in text.splitlines()]
+    assert frames == list(range(len(frames)))
+    assert "failed" in r.stderr and "File too large" in r.stderr
+
+
+def test_camera_on_dev_full_neither_hangs_nor_dies_silently(tmp_path):
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full on this system")
+    model = colour_net(tmp_path / "c.onnx")
+    clip = _clip(tmp_path / "c.avi", frames=12)
+    r = subprocess.run([sys.executable, "-m", "jetseg.cli.camera", "--engine", model, clip,
+                        "--headless", "--emit", "jsonl:/dev/full"], capture_output=True,
+                       text=True, cwd=str(ROOT), timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "writing /dev/full failed (No space left on device)" in r.stderr
+    assert "dropped" in r.stderr
+    p = subprocess.Popen([sys.executable, "-m", "jetseg.cli.camera", "--engine", model, clip,
+                          "--headless", "--input-loop", "-1", "--emit", "jsonl:/dev/full"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         cwd=str(ROOT))
+    time.sleep(5)
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=60)                   # SIGTERM ends it, no hang
+    assert p.returncode == 0 and "frames in" in out, err
+
+
+def test_close_gives_up_on_a_stuck_writer(tmp_path):
+    r_fd, w_fd = os.pipe()                                 # a reader that never reads
+    e = open_emitter("jsonl:/proc/self/fd/{}".format(w_fd))
+    line = b"y" * 4095 + b"\n"
+    for _ in range(300):                                   # 64 KiB pipe: the writer blocks
+        e.send(line)
+    t0 = time.time()
+    e.close(timeout=1.0)
+    assert time.time() - t0 < 30                           # it returned (a hang would not)
+    assert e.thread.is_alive() and e.dropped > 0
+    os.close(r_fd)
+    os.close(w_fd)

@@ -18,12 +18,17 @@ Everything here is vectorised numpy (no per-pixel Python) and runs on Python 3.6
     freespace   FreeSpace, free_space, bearing_deg, RPI_V2_HFOV_DEG
     gates       Gate, pull_up, check_gates, class_fractions
     classmap    class maps and class names in (shared by the three)
-    emit        --emit: one JSON record a frame over UDP or to a JSONL file
+    obstacles   CameraGeometry, ObstacleDistances: class map -> distances per sector
+    mavlink     MavlinkLink, MavlinkEmitter: OBSTACLE_DISTANCE, heartbeat, named values
+    links       MAVLink connection strings -> UDP, TCP or serial transports
+    emit        --emit: one JSON record a frame over UDP, to a JSONL file, or MAVLink
 """
 from jetseg.autopilot.freespace import RPI_V2_HFOV_DEG, FreeSpace, bearing_deg, free_space
 from jetseg.autopilot.gates import Gate, check_gates, class_fractions, pull_up
 from jetseg.autopilot.horizon import PITCH_LIMIT, Horizon, HorizonFilter, estimate_horizon
+# obstacle distances (the flat-ground camera model); MAVLink lives in jetseg.autopilot.mavlink
+from jetseg.autopilot.obstacles import CameraGeometry, ObstacleDistances, Obstacles
 
 __all__ = ["Horizon", "HorizonFilter", "estimate_horizon", "PITCH_LIMIT", "FreeSpace",
            "free_space", "bearing_deg", "RPI_V2_HFOV_DEG", "Gate", "pull_up", "check_gates",
-           "class_fractions"]
+           "class_fractions", "CameraGeometry", "ObstacleDistances", "Obstacles"]

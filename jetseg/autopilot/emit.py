@@ -2,6 +2,7 @@
 
     --emit udp://127.0.0.1:14560      datagrams (non-blocking; an absent receiver is fine)
     --emit jsonl:run.jsonl            one line a frame (written by its own thread)
+    --emit mavlink:udpout:HOST:PORT   MAVLink for ArduPilot/PX4 (jetseg.autopilot.mavlink)
 
 Schema (``schema`` names the version; fields are added, never renamed, within a version):
 
@@ -11,10 +12,20 @@ Schema (``schema`` names the version; fields are added, never renamed, within a 
      "fractions": {"Sky": 0.21, ...},                       every class, in class order
      "horizon": {"roll_deg", "pitch", "confidence", "reason", ...} or null,
      "free_space": {"fractions", "sector", "heading_deg", "blocked", ...} or null,
-     "gates": ["pull_up", ...]}                             actions of the gates that fired
+     "gates": ["pull_up", ...],                             actions of the gates that fired
+     "obstacles": {"distances_cm": [72 x uint16], "increment_deg", "angle_offset_deg",
+                   "min_distance_cm", "max_distance_cm", "nearest_m", "nearest_bearing_deg",
+                   "height_m", "height_source", "roll_deg", "pitch_deg", "attitude_source",
+                   "reason"} or null}                       see jetseg.autopilot.obstacles
 
 ``horizon`` needs sky classes (``--sky-classes``, default: a class named Sky), ``free_space``
 free classes (``--free-classes``, default: a class named Road); either is null without them.
+With a camera geometry the horizon also carries ``vehicle_roll_deg``/``vehicle_pitch_deg``
+(the attitude that puts the line there); ``obstacles`` needs a camera height or a MAVLink
+link that reports one, and free classes.
+
+The render thread only hands results over: a worker thread computes the record and sends
+it (live sources: the newest result wins; files: every frame, in order).
 """
 import json
 import os
@@ -27,6 +38,7 @@ from jetseg.autopilot.classmap import class_ids
 from jetseg.autopilot.freespace import RPI_V2_HFOV_DEG, free_space
 from jetseg.autopilot.gates import check_gates, pull_up
 from jetseg.autopilot.horizon import HorizonFilter, estimate_horizon
+from jetseg.autopilot.links import resolve
 from jetseg.errors import JetsegError, log
 
 SCHEMA = "jetseg.autopilot/1"
@@ -41,7 +53,8 @@ class Signals(object):
     """Turns a Segmentation into the JSON-ready record of the schema above."""
 
     def __init__(self, names, sky_classes=None, free_classes=None, sectors=9,
-                 hfov_deg=RPI_V2_HFOV_DEG, gates=None, model="", frame_rate=None):
+                 hfov_deg=RPI_V2_HFOV_DEG, gates=None, model="", frame_rate=None, camera=None,
+                 obstacles=None):
         self.names = list(names)
         self.sky = list(sky_classes) if sky_classes else _default(self.names, ["sky"])
         self.free = list(free_classes) if free_classes else _default(self.names, ["road"])
@@ -54,15 +67,22 @@ class Signals(object):
         self.filter = HorizonFilter()
         # files: the video's own clock (frame / fps), not how fast we happen to read them
         self.frame_rate = float(frame_rate) if frame_rate else None
+        self.camera = camera            # a CameraGeometry: horizon -> vehicle attitude
+        self.obstacles = obstacles      # an ObstacleDistances
 
-    def record(self, res, fps=None):
+    def record(self, res, fps=None, vehicle=None):
+        """The record of one Segmentation; ``vehicle`` (a MavlinkLink's) gives live geometry."""
         fr = res.class_fractions()
         horizon = space = None
         if self.sky:
             h = estimate_horizon(res.classes, self.sky, names=self.names)
             t = res.frame_id / self.frame_rate if self.frame_rate and res.frame_id is not None \
                 else res.captured_at
-            horizon = self.filter.update(h, t=t).as_dict()
+            hf = self.filter.update(h, t=t)
+            horizon = hf.as_dict()
+            att = self.camera.attitude_from_horizon(hf) if self.camera else None
+            horizon["vehicle_roll_deg"], horizon["vehicle_pitch_deg"] = \
+                (round(att[0], 2), round(att[1], 2)) if att else (None, None)
         if self.free:
             space = free_space(res.classes, self.free, sectors=self.sectors,
                                          names=self.names, hfov_deg=self.hfov).as_dict()
@@ -74,15 +94,22 @@ class Signals(object):
             "fractions": dict((k, round(v, 4)) for k, v in fr.items()),
             "horizon": horizon, "free_space": space,
             "gates": check_gates(fr, self.gates) if self.gates else [],
+            "obstacles": self.obstacles.measure(
+                res.classes, self.names, **(vehicle.live() if vehicle else {})).as_dict()
+            if self.obstacles else None,
         }
 
 
 class UdpEmitter(object):
-    """Non-blocking datagrams: a full buffer or an absent receiver drops, never waits."""
+    """Non-blocking datagrams: a full buffer or an absent receiver drops, never waits. The
+    host is resolved once, here (a bad name or port is a JetsegError now, not per frame)."""
 
     def __init__(self, host, port):
-        self.addr = (host, int(port))
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        port = int(port)
+        if not 0 < port < 65536:
+            raise JetsegError("UDP port {} is outside 1..65535".format(port),
+                              fix="write e.g. --emit udp://127.0.0.1:14560")
+        family, self.addr = resolve(host, port, what="the --emit host")
         self.sock = socket.socket(family, socket.SOCK_DGRAM)
         self.sock.setblocking(False)
         self.sent = self.dropped = 0
@@ -91,7 +118,7 @@ class UdpEmitter(object):
         try:
             self.sock.sendto(line, self.addr)
             self.sent += 1
-        except (socket.error, OSError):      # EAGAIN, ECONNREFUSED, no route: drop it
+        except OSError:                       # EAGAIN, ECONNREFUSED, no route: drop it
             self.dropped += 1
 
     def close(self):
@@ -99,19 +126,29 @@ class UdpEmitter(object):
 
 
 class JsonlEmitter(object):
-    """Lines appended by a writer thread through a bounded queue (oldest dropped when the
-    disk is slower than the camera); every line is flushed whole."""
+    """Lines appended by a writer thread through a bounded queue (a line that finds it full
+    is dropped: the disk is slower than the camera). A line is written whole or not at all:
+    after a failed write (a full disk) the file is cut back to its last whole line, the
+    failure is logged once and later lines are dropped; ``close`` never waits on a queue
+    nobody reads."""
 
     def __init__(self, path):
-        d = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(d) or not os.access(d, os.W_OK):
-            raise JetsegError("cannot write the emit file", path=path,
-                              fix="choose a file in a folder you can write")
+        fix = "choose a file in a folder you can write, e.g. --emit jsonl:run.jsonl"
+        if os.path.isdir(path):
+            raise JetsegError("the emit file is a folder", path=path, fix=fix)
+        if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+            raise JetsegError("the emit file's folder does not exist", path=path, fix=fix)
+        try:
+            self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            self.good = os.fstat(self.fd).st_size     # end of the last whole line
+        except OSError as e:
+            raise JetsegError("cannot write the emit file ({})".format(e.strerror or e),
+                              path=path, fix=fix)
         self.path = path
-        self.file = open(path, "ab")
+        self.error = None
         self.q = queue.Queue(maxsize=256)
         self.sent = self.dropped = 0
-        self.thread = threading.Thread(target=self._run, name="jetseg-emit")
+        self.thread = threading.Thread(target=self._run, name="jetseg-emit-jsonl")
         self.thread.daemon = True
         self.thread.start()
 
@@ -119,24 +156,57 @@ class JsonlEmitter(object):
         while True:
             line = self.q.get()
             if line is None:
-                break
-            self.file.write(line)
-            self.file.flush()
+                return
+            if self.error is None:
+                self._write(line)
+            else:
+                self.dropped += 1
+
+    def _write(self, line):
+        view = memoryview(line)
+        try:
+            while view:
+                view = view[os.write(self.fd, view):]
+            self.good += len(line)
+            self.sent += 1
+        except OSError as e:
+            self.error = e
+            self.dropped += 1
+            log.error("emit: writing %s failed (%s); its records are dropped from now on",
+                      self.path, e.strerror or e)
+            try:
+                os.ftruncate(self.fd, self.good)      # no half line (a device has no size)
+            except OSError:
+                pass
 
     def send(self, line):
+        if self.error is not None:
+            self.dropped += 1
+            return
         try:
-            self.q.put_nowait(line)
-            self.sent += 1
+            self.q.put_nowait(line)             # counted as sent once written
         except queue.Full:
             self.dropped += 1
 
-    def close(self):
-        self.q.put(None)
-        self.thread.join(timeout=10.0)
-        self.file.close()
+    def close(self, timeout=10.0):
+        end = time.time() + timeout
+        while self.thread.is_alive() and time.time() < end:
+            try:
+                self.q.put(None, timeout=0.1)
+                break
+            except queue.Full:
+                pass
+        self.thread.join(timeout=max(0.0, end - time.time()))
+        if self.thread.is_alive():
+            log.error("emit: %s: the writer is stuck; closing without it", self.path)
+        try:
+            os.close(self.fd)
+        except OSError:
+            pass
 
 
-def open_emitter(uri):
+def open_emitter(uri, **mavlink_options):
+    """An emitter for ``uri`` (udp://, jsonl:, mavlink:); JetsegError for anything wrong."""
     uri = str(uri)
     if uri.startswith("udp://"):
         hostport = uri[len("udp://"):]
@@ -147,27 +217,102 @@ def open_emitter(uri):
         return UdpEmitter(host.strip("[]"), port)
     if uri.startswith("jsonl:"):
         return JsonlEmitter(uri[len("jsonl:"):])
+    if uri.startswith("mavlink:"):
+        from jetseg.autopilot.mavlink import MavlinkEmitter
+        return MavlinkEmitter(uri[len("mavlink:"):], **mavlink_options)
     raise JetsegError("--emit {!r} is not understood".format(uri),
-                      fix="use udp://HOST:PORT or jsonl:FILE")
+                      fix="use udp://HOST:PORT, jsonl:FILE or mavlink:CONNECTION")
+
+
+_END = object()
 
 
 class EmitSink(object):
-    """A pipeline sink: signals of every result, sent to every emitter."""
+    """A pipeline sink: signals of every result, sent to every emitter by a worker thread.
 
-    def __init__(self, uris, signals, stats=None):
-        self.signals = signals
-        self.stats = stats
-        self.emitters = [open_emitter(u) for u in uris]
+    ``write`` only hands the result over (live: the newest result replaces one not yet
+    taken; files: a bounded queue, every frame in order), so the camera loop never waits for
+    the signals or a receiver. A MAVLink emitter's vehicle state feeds the geometry live.
+    """
+
+    def __init__(self, uris, signals, stats=None, live=True, **mavlink_options):
+        self.signals, self.stats, self.live = signals, stats, bool(live)
+        self.emitters = []
+        try:
+            for u in uris:
+                self.emitters.append(open_emitter(u, **mavlink_options))
+        except BaseException:
+            for e in self.emitters:
+                e.close()
+            raise
+        self.vehicle = next((e.vehicle for e in self.emitters
+                             if getattr(e, "vehicle", None) is not None), None)
+        self.skipped = 0
+        self.failure = None
+        self.q = queue.Queue(maxsize=1 if self.live else 8)
+        self.thread = threading.Thread(target=self._run, name="jetseg-signals")
+        self.thread.daemon = True
+        self.thread.start()
 
     def write(self, res):
-        rec = self.signals.record(res, fps=self.stats.fps if self.stats else None)
-        line = (json.dumps(rec, separators=(",", ":")) + "\n").encode("utf-8")
+        if self.live:
+            while True:
+                try:
+                    self.q.put_nowait(res)
+                    return
+                except queue.Full:
+                    try:
+                        self.q.get_nowait()
+                        self.skipped += 1
+                    except queue.Empty:
+                        pass
+        while self.thread.is_alive():
+            try:
+                self.q.put(res, timeout=0.1)
+                return
+            except queue.Full:
+                pass
+
+    def _run(self):
+        while True:
+            res = self.q.get()
+            if res is _END:
+                return
+            try:
+                self.emit(res)
+            except Exception as e:                # one bad frame must not end the signals
+                if self.failure is None:
+                    log.error("emit: frame %s: %s", getattr(res, "frame_id", "?"), e)
+                self.failure = e
+
+    def emit(self, res):
+        """Compute one result's record and send it to every emitter (the worker's job)."""
+        rec = self.signals.record(res, fps=self.stats.fps if self.stats else None,
+                                  vehicle=self.vehicle)
+        line = None
         for e in self.emitters:
+            if hasattr(e, "send_record"):
+                e.send_record(rec, res)
+                continue
+            if line is None:
+                line = (json.dumps(rec, separators=(",", ":")) + "\n").encode("utf-8")
             e.send(line)
 
     def close(self):
+        while self.thread.is_alive():
+            try:
+                self.q.put(_END, timeout=0.1)
+                break
+            except queue.Full:
+                pass
+        self.thread.join(timeout=10.0)
+        if self.skipped:
+            log.info("emit: %d frames had no record (the signals were busy; on a live source "
+                     "the newest frame wins)", self.skipped)
         for e in self.emitters:
             e.close()
+            why = getattr(e, "error", None)
             if e.dropped:
-                log.warning("emit: %d of %d records dropped (receiver or disk too slow)",
-                            e.dropped, e.sent + e.dropped)
+                log.warning("emit: %d of %d sent items dropped (%s)", e.dropped,
+                            e.sent + e.dropped, getattr(why, "strerror", None) or
+                            "receiver, link or disk too slow")

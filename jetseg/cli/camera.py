@@ -10,6 +10,7 @@ import sys
 
 from jetseg.autopilot import RPI_V2_HFOV_DEG
 from jetseg.cli.common import add_model_args, run_guarded, segmenter_from_args
+from jetseg.cli.emitargs import add_geometry_args, emit_sink
 from jetseg.cli.frontend import open_pipeline, run_pipeline
 from jetseg.errors import log
 from jetseg.io.pipeline import Stats
@@ -36,13 +37,16 @@ def build_parser():
     p.add_argument("--max-frames", type=int, help="stop after N frames")
     a = p.add_argument_group("autopilot signals")
     a.add_argument("--emit", action="append", metavar="URI", default=[],
-                   help="udp://HOST:PORT or jsonl:FILE: one JSON record a frame (repeatable)")
+                   help="udp://HOST:PORT or jsonl:FILE: one JSON record a frame; "
+                        "mavlink:CONNECTION (udpout:HOST:PORT, udpin:HOST:PORT, tcp:HOST:PORT, "
+                        "/dev/ttyTHS1,921600): MAVLink for ArduPilot/PX4 (repeatable)")
     a.add_argument("--sky-classes", help="comma-separated sky class names (default: Sky)")
     a.add_argument("--free-classes", help="comma-separated free-space classes (default: Road)")
     a.add_argument("--sectors", type=int, default=9, help="free-space sectors")
     a.add_argument("--hfov", type=float, default=RPI_V2_HFOV_DEG,
                    help="camera horizontal field of view in degrees (default %(default)s: "
                         "Raspberry Pi camera v2)")
+    add_geometry_args(a)
     p.add_argument("--debug", action="store_true")
     p.add_argument("--quiet", "-q", action="store_true")
     return p
@@ -59,12 +63,7 @@ def run(args):
         pipe.sinks.append(WebView(args.serve, net, args.visualize, title=args.model,
                                   stats=pipe.stats))
     if args.emit:
-        from jetseg.autopilot.emit import EmitSink, Signals
-        split = lambda t: [c.strip() for c in t.split(",") if c.strip()] if t else None
-        signals = Signals(net.classes, split(args.sky_classes), split(args.free_classes),
-                          args.sectors, args.hfov, model=args.model,
-                          frame_rate=None if source.live else (source.fps or 30.0))
-        pipe.sinks.append(EmitSink(args.emit, signals, pipe.stats))
+        pipe.sinks.append(emit_sink(args, net, source, pipe.stats))
     log.info("%r", net)
     log.info("%s -> %s", args.input, ", ".join(outputs + (["web " + args.serve]
                                                            if args.serve else [])) or "nothing")
