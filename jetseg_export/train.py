@@ -368,7 +368,8 @@ def _write_log(path, rows):
 
 
 def build_parser(prog="jetseg train"):
-    p = argparse.ArgumentParser(prog=prog, description="Train a segmentation net on a labelled "
+    from jetseg.cli.common import ArgumentParser     # suggests the closest flag
+    p = ArgumentParser(prog=prog, description="Train a segmentation net on a labelled "
                                 "dataset; checkpoints export with jetseg export.")
     p.add_argument("--arch", required=True, help="network (see jetseg export --help)")
     p.add_argument("--dataset", required=True, help="dataset root folder")

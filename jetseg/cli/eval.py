@@ -22,7 +22,7 @@ def register(subparsers, common_parent):
                     "accuracy and mean class accuracy; write eval.json, a per-class IoU "
                     "chart and a confusion-matrix picture. --compare runs a second model "
                     "(e.g. the INT8 export) on the same images and reports the deltas.")
-    add_model_args(e)
+    add_model_args(e, visualisation=False)
     d = e.add_argument_group("dataset")
     d.add_argument("--dataset", required=True, help="dataset folder")
     d.add_argument("--format", default="auto", choices=FORMAT_CHOICES,
