@@ -261,11 +261,12 @@ def train(args):
     if world > 1:
         model = torch.nn.parallel.DistributedDataParallel(
             net, device_ids=[device.index] if device.type == "cuda" else None)
+    folder = os.path.basename(os.path.abspath(args.dataset))     # named once if it is the format
     meta = {"version": CKPT_VERSION, "arch": args.arch, "num_classes": num_classes,
             "classes": names, "colors": [list(c) for c in colors], "input_size": list(size),
             "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "channel_order": "RGB",
-            "ignore_index": int(train_ds.ignore_index), "dataset": "{} {} ({} images)".format(
-                args.format, os.path.basename(os.path.abspath(args.dataset)), len(train_ds)),
+            "ignore_index": int(train_ds.ignore_index), "dataset": "{} ({}{} images)".format(
+                args.format, "" if folder == args.format else folder + ", ", len(train_ds)),
             "miou_definition": metrics.MIOU_DEFINITION}
     if main_proc:
         with open(os.path.join(args.output, "train.json"), "w") as f:
