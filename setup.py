@@ -33,7 +33,8 @@ setup(
         # making models: PyTorch side, graph tools, INT8 calibration
         "export": ["torch>=1.13", "torchvision>=0.14", "onnx>=1.12", "onnxruntime>=1.16",
                    "opencv-python-headless>=4.1"],
-        "dev": ["pytest>=6", "vermin>=1.5", "onnx>=1.12"],
+        # tests: pycocotools so the COCO reader's pycocotools path is tested beside its own
+        "dev": ["pytest>=6", "vermin>=1.5", "onnx>=1.12", "pycocotools>=2.0"],
     },
     entry_points={"console_scripts": ["jetseg=jetseg.cli:main",
                                       "jetseg-camera=jetseg.cli.camera:main"]},
