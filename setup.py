@@ -38,9 +38,10 @@ setup(
         # is the last that runs there; pyserial for serial links (/dev/ttyTHS1,921600)
         "mavlink": ['pymavlink>=2.4.47,<2.4.50; python_version < "3.7"',
                     'pymavlink>=2.4.47; python_version >= "3.7"', "pyserial>=3.4"],
-        # tests: the export zoo builds these libraries' nets with random weights; MAVLink
+        # tests: the export zoo builds these libraries' nets with random weights; MAVLink;
+        # pycocotools so the COCO reader's pycocotools path is tested beside its own
         "dev": ["pytest>=6", "vermin>=1.5", "onnx>=1.12", "segmentation-models-pytorch>=0.5",
-                "timm>=0.9", "transformers>=4.40",
+                "timm>=0.9", "transformers>=4.40", "pycocotools>=2.0",
                 'pymavlink>=2.4.47,<2.4.50; python_version < "3.7"',
                 'pymavlink>=2.4.47; python_version >= "3.7"', "pyserial>=3.4"],
     },

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A companion-computer loop: read jetseg's per-frame JSON over UDP, print a command.
 
-    jetseg-camera --engine engines/camvid-demo.onnx csi://0 --headless --emit udp://127.0.0.1:14560
+    jetseg-camera --engine engines/camvid.onnx csi://0 --headless --emit udp://127.0.0.1:14560
     python3 examples/autopilot_loop.py --port 14560
 
 Each record (schema jetseg.autopilot/1, see jetseg/autopilot/emit.py) carries the horizon (roll, pitch,

@@ -5,7 +5,7 @@ The camera loop runs in jetseg's threads at camera speed. The autopilot runs its
 control loop (here 10 Hz) and reads only the newest result: no backlog ever builds up, and
 a result's ``latency_ms`` says how old its frame is (capture to result).
 
-    python3 examples/stream_latest.py --engine engines/camvid-demo.onnx samples/camvid-demo.mp4
+    python3 examples/stream_latest.py --engine engines/camvid.onnx samples/camvid-demo.mp4
     python3 examples/stream_latest.py --engine engines/camvid.onnx csi://0 --seconds 30
 """
 import argparse

@@ -25,7 +25,8 @@ TARGET_NAMES = tuple(TARGETS)
 
 
 def build_parser(prog="jetseg export"):
-    p = argparse.ArgumentParser(
+    from jetseg.cli.common import ArgumentParser     # suggests the closest flag
+    p = ArgumentParser(
         prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Export a PyTorch segmentation net to ONNX with jetseg's pre/post-"
                     "processing inside the graph and the model's facts in its metadata; "

@@ -261,11 +261,12 @@ def train(args):
     if world > 1:
         model = torch.nn.parallel.DistributedDataParallel(
             net, device_ids=[device.index] if device.type == "cuda" else None)
+    folder = os.path.basename(os.path.abspath(args.dataset))     # named once if it is the format
     meta = {"version": CKPT_VERSION, "arch": args.arch, "num_classes": num_classes,
             "classes": names, "colors": [list(c) for c in colors], "input_size": list(size),
             "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "channel_order": "RGB",
-            "ignore_index": int(train_ds.ignore_index), "dataset": "{} {} ({} images)".format(
-                args.format, os.path.basename(os.path.abspath(args.dataset)), len(train_ds)),
+            "ignore_index": int(train_ds.ignore_index), "dataset": "{} ({}{} images)".format(
+                args.format, "" if folder == args.format else folder + ", ", len(train_ds)),
             "miou_definition": metrics.MIOU_DEFINITION}
     if main_proc:
         with open(os.path.join(args.output, "train.json"), "w") as f:
@@ -368,7 +369,8 @@ def _write_log(path, rows):
 
 
 def build_parser(prog="jetseg train"):
-    p = argparse.ArgumentParser(prog=prog, description="Train a segmentation net on a labelled "
+    from jetseg.cli.common import ArgumentParser     # suggests the closest flag
+    p = ArgumentParser(prog=prog, description="Train a segmentation net on a labelled "
                                 "dataset; checkpoints export with jetseg export.")
     p.add_argument("--arch", required=True, help="network (see jetseg export --help)")
     p.add_argument("--dataset", required=True, help="dataset root folder")

@@ -1,6 +1,7 @@
 """Dataset readers: tiny fixtures written in each real format, plus the real CamVid split."""
 import json
 import logging
+import os
 import struct
 import sys
 import zlib
@@ -322,6 +323,78 @@ def test_semantic_drone_original_layout(tmp_path):
     assert "training_set/images" in str(e.value)
 
 
+# the Kaggle copy's class_dict_seg.csv, in its own form (header id,name,r,g,b; ids -1..22)
+KAGGLE_DRONE_CSV = """id,name,r,g,b
+-1,unlabeled,0,0,0
+0,paved-area,128,64,128
+1,dirt,130,76,0
+2,grass,0,102,0
+3,gravel,112,103,87
+4,water,28,42,168
+5,rocks,48,41,30
+6,pool,0,50,89
+7,vegetation,107,142,35
+8,roof,70,70,70
+9,wall,102,102,156
+10,window,254,228,12
+11,door,254,148,12
+12,fence,190,153,153
+13,fence-pole,153,153,153
+14,person,255,22,96
+15,dog,102,51,0
+16,car,9,143,150
+17,bicycle,119,11,32
+18,tree,51,51,0
+19,bald-tree,190,250,190
+20,ar-marker,112,150,146
+21,obstacle,2,135,115
+22,conflicting,255,0,0
+"""
+
+
+def test_semantic_drone_kaggle_id_table_is_read_by_its_header(tmp_path):
+    """22 classes named as in the table, void rows (-1 unlabeled, 22 conflicting) ignored,
+    and every RGB or grey label gives the class its table id."""
+    (tmp_path / "class_dict_seg.csv").write_text(KAGGLE_DRONE_CSV)
+    rows = [l.split(",") for l in KAGGLE_DRONE_CSV.splitlines()[1:]]
+    colors = [tuple(int(v) for v in r[2:]) for r in rows]
+    base = tmp_path / "dataset" / "semantic_drone_dataset"
+    ids = np.arange(24 * 4).reshape(8, 12) % 24               # every row of the table
+    _write(base / "original_images" / "000.jpg", _img(0, 8, 12))
+    _write(tmp_path / "RGB_color_image_masks" / "RGB_color_image_masks" / "000.png",
+           _rgb_mask(ids, colors))
+    _write(base / "label_images_semantic" / "000.png", ids.astype(np.uint8))   # row numbers
+    ds = open_dataset(tmp_path, "drone", "all")
+    assert ds.num_classes == 22 and ds.names == [r[1] for r in rows[1:23]]
+    assert ds.names[0] == "paved-area" and ds.names[-1] == "obstacle"
+    assert ds.colors[0] == (128, 64, 128) and ds.colors[21] == (2, 135, 115)
+    table_id = np.array([int(r[0]) for r in rows])            # -1, 0, ..., 21, 22
+    want = np.where((table_id < 0) | (table_id > 21), 255, table_id)[ids].astype(np.uint8)
+    assert np.array_equal(ds[0][1], want)                     # RGB mask
+    import shutil
+    shutil.rmtree(str(tmp_path / "RGB_color_image_masks"))
+    assert np.array_equal(open_dataset(tmp_path, "drone", "all")[0][1], want)   # grey ids
+    keep = open_dataset(tmp_path, "drone", "all", void=())     # the tutorials' 24 classes
+    assert keep.num_classes == 24 and keep.names[0] == "unlabeled"
+
+
+def test_class_table_header_variants(tmp_path):
+    from jetseg.eval.datasets.base import read_class_csv
+    t = tmp_path / "t.csv"
+    for text, ids in (("name, r, g, b\nsky, 1, 2, 3\nroad,4,5,6\n", None),
+                      ("r,g,b,name\n1,2,3,sky\n4,5,6,road\n", None),
+                      ("sky,1,2,3\nroad,4,5,6\n", None),
+                      ("-1,sky,1,2,3\n0,road,4,5,6\n", [-1, 0])):
+        t.write_text(text)
+        assert read_class_csv(t) == (["sky", "road"], [(1, 2, 3), (4, 5, 6)], ids), text
+    t.write_text("id,name,r,g,b\n0,sky,1,2,3\n0,road,4,5,6\n")
+    with pytest.raises(JetsegError, match="one id to two classes"):
+        read_class_csv(t)
+    t.write_text("id,name,r,g,b\nx,sky,1,2,3\n")
+    with pytest.raises(JetsegError, match="line 2: id and colour must be integers"):
+        read_class_csv(t)
+
+
 # ---- COCO --------------------------------------------------------------------------------
 def _coco_fixture(tmp_path, use_string_rle):
     root = tmp_path / "coco"
@@ -409,8 +482,23 @@ def test_coco_polygons_rle_crowd_and_category_subset(tmp_path, string_rle):
         open_dataset(root, "coco", "val", categories=["cat"])
 
 
+def _pycocotools():
+    """pycocotools.mask; in CI (the dev extra installs it) a missing one fails, not skips."""
+    if os.environ.get("CI"):
+        from pycocotools import mask
+        return mask
+    return pytest.importorskip("pycocotools.mask")
+
+
+def test_pycocotools_is_in_the_extra_the_tests_get():
+    import re
+    setup = (Path(__file__).resolve().parents[1] / "setup.py").read_text()
+    dev = re.search(r'"dev": \[([^\]]*)\]', setup).group(1)
+    assert '"pycocotools' in dev, dev
+
+
 def test_coco_rle_string_decoder_matches_pycocotools():
-    mask_utils = pytest.importorskip("pycocotools.mask")
+    mask_utils = _pycocotools()
     rng = np.random.RandomState(0)
     m = (rng.rand(37, 23) > 0.6).astype(np.uint8)
     enc = mask_utils.encode(np.asfortranarray(m))
@@ -420,7 +508,7 @@ def test_coco_rle_string_decoder_matches_pycocotools():
 
 
 def test_coco_backends_agree(tmp_path):
-    pytest.importorskip("pycocotools")
+    _pycocotools()
     root, _, _ = _coco_fixture(tmp_path, True)
     a = open_dataset(root, "coco", "val", backend="pycocotools")[0][1]
     b = open_dataset(root, "coco", "val", backend="opencv")[0][1]

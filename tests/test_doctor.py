@@ -5,6 +5,7 @@ import io
 import pytest
 
 from tests.helpers.common import run_cli
+from jetseg import JetsegError
 from jetseg.cli import doctor
 from jetseg.cli import build_parser
 
@@ -270,3 +271,51 @@ def test_selftest_cuda_half_catches_copies_that_lose_bytes(monkeypatch):
     text = out.getvalue()
     assert "[!!] cudaHostAlloc + cudaMalloc + cudaMemcpyAsync" in text
     assert "FAILED" in text and lib.mem == {}
+
+
+# ---- no NVIDIA driver at all: cudaErrorInsufficientDriver must not read as "update it" -----
+def _nodes(monkeypatch, tmp_path, present):
+    from jetseg.backends import cuda_find
+    dev = tmp_path / "dev"
+    dev.mkdir(exist_ok=True)
+    if present:
+        (dev / "nvhost-ctrl").write_text("")
+    monkeypatch.setattr(cuda_find, "GPU_DEVICE_GLOBS", (str(dev / "nvidia*"),
+                                                        str(dev / "nvhost*")))
+
+
+@pytest.mark.parametrize("code", [35, 100])
+def test_no_driver_device_says_no_gpu_first(monkeypatch, tmp_path, code):
+    from jetseg.backends import cuda
+    from tests.helpers.cuda_emulator import EmulatedCudart
+    lib = EmulatedCudart(fail={"cudaGetDeviceCount": code})
+
+    def fail():
+        return cuda.open_runtime(["/cuda-13/libcudart.so.13"], load=lambda p: lib)
+    monkeypatch.setattr(cuda, "runtime", fail)
+    _nodes(monkeypatch, tmp_path, present=False)
+    text = _run()[1]
+    line = [l for l in text.splitlines() if "] CUDA" in l][0]
+    assert line.split("CUDA", 1)[1].strip().startswith(
+        "no NVIDIA driver/GPU found (no /dev/nvidia* or /dev/nvhost* device):"), line
+    assert "fix: not an old driver but a missing one" in text
+    _nodes(monkeypatch, tmp_path, present=True)      # a driver is there: CUDA's own words
+    text = _run()[1]
+    assert "no NVIDIA driver/GPU found" not in text and "not an old driver" not in text
+    assert ("no libcudart here starts on this GPU driver" if code == 35 else
+            "no usable CUDA GPU here: cudaGetDeviceCount failed") in text
+
+
+def test_doctor_here_without_a_gpu_says_so():
+    """This machine, for real: a CUDA 13 libcudart, no NVIDIA device node."""
+    from jetseg.backends import cuda, cuda_find
+    if cuda_find.gpu_device_nodes():
+        pytest.skip("this machine has an NVIDIA driver")
+    try:
+        cuda.load_cudart()
+    except JetsegError:
+        pytest.skip("no libcudart here")
+    r = run_cli("doctor")
+    line = [l for l in r.stdout.splitlines() if "] CUDA" in l][0]
+    assert line.startswith("  [--] CUDA            no NVIDIA driver/GPU found"), line
+    assert r.returncode in (0, 1)

@@ -254,3 +254,33 @@ def test_real_camvid_demo_model(tmp_path, capsys):
     assert r["images"] == 10 and 0.0 <= r["miou"] <= 1.0
     assert [c["name"] for c in r["per_class"]] == CAMVID_NAMES
     assert cv2.imread(str(out / "confusion.png")) is not None
+
+
+def test_cli_default_output_goes_under_runs_and_is_named(tmp_path, camvid_model):
+    """Run from a working folder with no --out: the report lands in runs/eval-<model>-<split>/
+    (runs/ is in .gitignore), the command says so, and nothing else appears in the folder;
+    --out still wins."""
+    import os
+    import subprocess
+    import sys
+    root = _camvid_like(tmp_path, camvid_model, frames=2)
+    work = tmp_path / "work"
+    work.mkdir()
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    cmd = [sys.executable, "-m", "jetseg.cli", "eval", "--model", camvid_model, "--dataset",
+           str(root), "--no-progress"]
+    r = subprocess.run(cmd, cwd=str(work), env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert sorted(os.listdir(str(work))) == ["runs"]
+    out = work / "runs" / "eval-tiny11-val"
+    assert json.loads((out / "eval.json").read_text())["dataset"]["samples"] == 2
+    wrote = [l for l in r.stdout.splitlines() if l.startswith("wrote ")]
+    assert wrote == ["wrote {0}/eval.json, {0}/iou.png, {0}/confusion.png".format(
+        os.path.join("runs", "eval-tiny11-val"))]
+    r = subprocess.run(cmd + ["--out", "mine"], cwd=str(work), env=env, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0 and (work / "mine" / "eval.json").is_file(), r.stderr
+    assert "wrote mine/eval.json" in r.stdout
+    assert "--visualize" not in subprocess.run(cmd[:4] + ["--help"], env=env, text=True,
+                                              capture_output=True).stdout

@@ -14,6 +14,7 @@ import ctypes
 import os
 
 from jetseg.errors import JetsegError, log
+from jetseg.backends import cuda_find
 from jetseg.backends.cuda_find import find_cudart, tensorrt_cuda_major
 
 # enums from cuda_runtime_api.h / driver_types.h (stable since CUDA 4)
@@ -65,6 +66,23 @@ _SIGS = {   # name: (argtypes, restype); every function returns cudaError_t (int
 NO_CUDA_FIX = ("on a Jetson CUDA comes with JetPack (sudo apt-get install nvidia-jetpack, or "
                "run the container with --runtime nvidia); elsewhere install the NVIDIA driver "
                "and CUDA toolkit, or run the .onnx model with --backend onnxruntime")
+# cudaErrorInsufficientDriver (35) reads as "update your driver", but with no driver device
+# node at all it means there is no NVIDIA driver or GPU: said first, with what to do instead
+NO_GPU_CODES = (ERR_INSUFFICIENT_DRIVER, ERR_NO_DEVICE)
+NO_GPU = "no NVIDIA driver/GPU found (no /dev/nvidia* or /dev/nvhost* device)"
+NO_GPU_FIX = ("not an old driver but a missing one: without an NVIDIA GPU run .onnx models "
+              "on the CPU with --backend onnxruntime; with one, install its driver (nvidia-smi "
+              "shows it), or give a container the GPU (--runtime nvidia on a Jetson, --gpus "
+              "all on a desktop)")
+
+
+def no_gpu_here(codes):
+    """True when every CUDA error code in ``codes`` is 35/100 and there is no NVIDIA device
+    node: the error is about a missing GPU, not an old driver."""
+    codes = set(codes)
+    return bool(codes) and codes <= set(NO_GPU_CODES) and not cuda_find.gpu_device_nodes()
+
+
 HINTS = {
     ERR_INIT: ("CUDA could not initialise: check that the GPU driver is loaded (tegrastats "
                "or nvidia-smi), that this user may use the GPU (the video group on a "
@@ -140,10 +158,12 @@ class CudaRuntime(object):
     def check(self, code, what):
         if code:
             lead = "no usable CUDA GPU here: " if code in HINTS else ""
+            fix = HINTS.get(code) or "see the CUDA error above; `jetseg doctor` checks the " \
+                                     "installation"
+            if no_gpu_here([code]):
+                lead, fix = NO_GPU + ": " + lead, NO_GPU_FIX
             raise CudaError("{}{} failed ({})".format(lead, what, self.error_text(code)),
-                            code=code,
-                            fix=HINTS.get(code) or "see the CUDA error above; `jetseg doctor` "
-                                                   "checks the installation")
+                            code=code, fix=fix)
         return code
 
     def call(self, name, *args):
@@ -307,6 +327,9 @@ def open_runtime(candidates=None, device=0, load=ctypes.CDLL):
         raise CudaError("the CUDA runtime library (libcudart) was not found: no "
                         "libcudart.so* in the usual folders",
                         fix=NO_CUDA_FIX + " (or point JETSEG_CUDART at libcudart.so)")
+    if no_gpu_here(codes - {ERR_STUB_LIBRARY}):       # a stub library tells nothing of GPUs
+        raise CudaError("{}: libcudart says {}".format(NO_GPU, "; ".join(errors[:4])),
+                        code=ERR_INSUFFICIENT_DRIVER, fix=NO_GPU_FIX)
     raise CudaError("no libcudart here starts on this GPU driver: " + "; ".join(errors[:4]),
                     code=ERR_INSUFFICIENT_DRIVER if ERR_INSUFFICIENT_DRIVER in codes else None,
                     fix=NO_CUDA_FIX + " (or point JETSEG_CUDART at the libcudart that "

@@ -117,3 +117,15 @@ def find_cudart(environ=None, dirs=None, prefer_major=None):
             seen.add(key)
             uniq.append(p)
     return uniq
+
+
+# device nodes an NVIDIA driver makes: /dev/nvidia0, /dev/nvidiactl (desktop driver),
+# /dev/nvhost-ctrl, /dev/nvhost-gpu ... (Jetson's Tegra driver, also in a container run with
+# --runtime nvidia)
+GPU_DEVICE_GLOBS = ("/dev/nvidia*", "/dev/nvhost*")
+
+
+def gpu_device_nodes(globs=None):
+    """The NVIDIA driver's device nodes here; none means no driver (or a container that was
+    not given the GPU), whatever libcudart's error code suggests."""
+    return sorted(p for g in (globs or GPU_DEVICE_GLOBS) for p in glob.glob(g))

@@ -8,7 +8,7 @@ import argparse
 import importlib
 import sys
 
-from jetseg.cli.common import run_guarded
+from jetseg.cli.common import ArgumentParser, run_guarded
 
 # Runtime commands, each a module of this package.
 COMMANDS = ("segment", "bench", "info", "eval", "build", "doctor")
@@ -23,7 +23,7 @@ DELEGATED = {
 
 def build_parser():
     from jetseg import __version__
-    p = argparse.ArgumentParser(prog="jetseg", description="Semantic segmentation for drones "
+    p = ArgumentParser(prog="jetseg", description="Semantic segmentation for drones "
                                 "and robots: export, build, run.")
     p.add_argument("--version", action="version", version="jetseg " + __version__)
     common = argparse.ArgumentParser(add_help=False)

@@ -1,21 +1,84 @@
 """What every jetseg command shares: the model flags, the Segmenter they make, logging, and
 the one error runner (a user-fixable error is one line on stderr and exit code 2; ``--debug``
-shows the traceback; Ctrl-C finishes what was being written and exits with 130)."""
+shows the traceback; Ctrl-C finishes what was being written and exits with 130), and the
+argument parser every jetseg command uses (an unknown flag gets the closest known one)."""
+import argparse
+import difflib
 import logging
+import re
 import sys
 
 from jetseg.backends import BACKEND_NAMES
 from jetseg.errors import JetsegError, log
 
 
-def add_model_args(p, primary="--model"):
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser, but its errors name the closest known flag or choice (``--alpah``
+    -> "did you mean --alpha?", ``segmnt`` -> "did you mean segment?"), which Python's
+    argparse does not do before 3.14. An unknown flag is reported by the (sub)command it was
+    given to, with that command's usage. Subcommand parsers made with ``add_subparsers``
+    are of this class too."""
+
+    _argv = ()
+
+    def parse_known_args(self, args=None, namespace=None):
+        self._argv = list(sys.argv[1:] if args is None else args)
+        return super(ArgumentParser, self).parse_known_args(args, namespace)
+
+    def parse_args(self, args=None, namespace=None):
+        ns, extras = self.parse_known_args(args, namespace)
+        if extras:
+            self._chosen(ns).error("unrecognized arguments: " + " ".join(extras))
+        return ns
+
+    def error(self, message):
+        super(ArgumentParser, self).error(message + self._hints(message))
+
+    def _chosen(self, ns):
+        """The (sub)command parser that ``ns`` came from: unknown flags belong to it."""
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                sub = action.choices.get(getattr(ns, action.dest, None) or "")
+                if isinstance(sub, ArgumentParser):
+                    return sub._chosen(ns)
+        return self
+
+    def _hints(self, message):
+        """" (did you mean ...?)" for a mistyped choice or for the flags this parser was
+        given that it does not know (a unique prefix of a known flag is not unknown)."""
+        hints = []          # (suggestion, what was typed)
+        m = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if m:       # choices are quoted before Python 3.12.4, plain after
+            choices = [c.strip("'") for c in m.group(2).split(", ")]
+            hints += [(c, m.group(1)) for c in difflib.get_close_matches(m.group(1), choices,
+                                                                          n=1)]
+        known = [o for o in self._option_string_actions if o.startswith("--")]
+        for arg in self._argv:
+            if arg == "--":
+                break
+            flag = arg.split("=", 1)[0]
+            if flag.startswith("--") and not any(k.startswith(flag) for k in known):
+                hints += [(c, flag) for c in difflib.get_close_matches(flag, known, n=1,
+                                                                       cutoff=0.7)]
+        if not hints:
+            return ""
+        if len(hints) == 1:
+            return " (did you mean {}?)".format(hints[0][0])
+        return " (did you mean {}?)".format(", ".join("{} for {}".format(*h) for h in hints))
+
+
+def add_model_args(p, primary="--model", visualisation=True):
     """The model flags shared by every command that runs a model (segnet.py's names);
-    ``--model`` and ``--engine`` are one flag, ``primary`` is the one help shows."""
+    ``--model`` and ``--engine`` are one flag, ``primary`` is the one help shows.
+    ``visualisation=False`` leaves out the flags that only shape what is drawn or printed
+    (--visualize, --alpha, --legend, --stats) for commands that draw nothing (eval);
+    --filter-mode and --ignore-class stay: they change the class map itself."""
     g = p.add_argument_group("model")
     names = ("--model", "--engine") if primary == "--model" else ("--engine", "--model")
     g.add_argument(*names, dest="model", required=True,
                    help="model file: .onnx (ONNX Runtime) or .engine (TensorRT)")
-    g.add_argument("--backend", default="auto", choices=BACKEND_NAMES)
+    g.add_argument("--backend", default="auto", choices=BACKEND_NAMES,
+                   help="inference backend (default auto)")
     g.add_argument("--labels", help="classes.txt (one name a line) for models without metadata")
     g.add_argument("--colors", help="colors.txt ('R G B [A]' a line)")
     g.add_argument("--mean", help="normalisation mean, 0..1 scale, e.g. 0.485,0.456,0.406")
@@ -28,16 +91,22 @@ def add_model_args(p, primary="--model"):
     g.add_argument("--threads", type=int, help="CPU threads for inference")
     g.add_argument("--providers", help="ONNX Runtime providers in order, e.g. cuda,cpu "
                                        "(default: tensorrt, cuda, cpu as installed)")
+    c = p.add_argument_group("class map")
+    c.add_argument("--filter-mode", default="linear", choices=("point", "linear", "smooth"),
+                   help="point: blocky exact; linear: blended colours (jetson-inference); "
+                        "smooth: scores upsampled before argmax (sharp, exact edges); "
+                        "default linear")
+    c.add_argument("--ignore-class", default=None,
+                   help="class id or name the argmax never picks (e.g. void)")
+    if not visualisation:
+        p.set_defaults(visualize="overlay", alpha=None, legend=None, stats=False)
+        return
     v = p.add_argument_group("visualisation")
     v.add_argument("--visualize", default="overlay",
-                   help="overlay, mask, overlay,mask (side by side) or classes (class-id PNGs)")
+                   help="overlay (default), mask, overlay,mask (side by side) or classes "
+                        "(class-id PNGs)")
     v.add_argument("--alpha", type=float, default=None,
                    help="overlay opacity 0-255 (default 150; explicit alphas in colors.txt win)")
-    v.add_argument("--filter-mode", default="linear", choices=("point", "linear", "smooth"),
-                   help="point: blocky exact; linear: blended colours (jetson-inference); "
-                        "smooth: scores upsampled before argmax (sharp, exact edges)")
-    v.add_argument("--ignore-class", default=None,
-                   help="class id or name the argmax never picks (e.g. void)")
     v.add_argument("--legend", metavar="FILE",
                    help="write a legend picture: every class with its colour when the run "
                         "starts, and with its share of the pixels over the run when it ends")

@@ -4,7 +4,8 @@
                 [--compare OTHER.onnx] [--out DIR] [--limit N] [--skip-bad]
 
 Prints the per-class IoU table (with deltas when comparing), writes eval.json, iou.png and
-confusion.png (confusion_2.png for the compared model) into --out.
+confusion.png (confusion_2.png for the compared model) into --out (default
+runs/eval-<model>-<split>/) and says where.
 """
 import os
 
@@ -22,7 +23,7 @@ def register(subparsers, common_parent):
                     "accuracy and mean class accuracy; write eval.json, a per-class IoU "
                     "chart and a confusion-matrix picture. --compare runs a second model "
                     "(e.g. the INT8 export) on the same images and reports the deltas.")
-    add_model_args(e)
+    add_model_args(e, visualisation=False)
     d = e.add_argument_group("dataset")
     d.add_argument("--dataset", required=True, help="dataset folder")
     d.add_argument("--format", default="auto", choices=FORMAT_CHOICES,
@@ -34,7 +35,7 @@ def register(subparsers, common_parent):
     o = e.add_argument_group("evaluation")
     o.add_argument("--compare", metavar="OTHER", help="a second model file to evaluate on "
                    "the same images (same flags), reported side by side with deltas")
-    o.add_argument("--out", "-o", help="output folder (default eval-<model>-<split>)")
+    o.add_argument("--out", "-o", help="output folder (default runs/eval-<model>-<split>)")
     o.add_argument("--limit", type=int, help="only the first N samples")
     o.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
     e.set_defaults(func=cmd_eval)
@@ -74,10 +75,16 @@ def cmd_eval(args):
         finally:
             seg.close()
     args.model = models[0]
-    out = args.out or "eval-{}-{}".format(
-        os.path.splitext(os.path.basename(models[0]))[0], args.split)
+    out = args.out or default_out(models[0], args.split)
     paths = write_report(out, results, dataset)
     if not getattr(args, "quiet", False):
         print(format_table(results))
-        print("wrote {}, {}, {}".format(paths["json"], paths["iou"], ", ".join(paths["confusion"])))
+        print("wrote {}, {}, {}".format(paths["json"], paths["iou"],
+                                        ", ".join(paths["confusion"])))
     return 0
+
+
+def default_out(model, split):
+    """runs/eval-<model>-<split>: under runs/ (ignored by git), never the current folder."""
+    return os.path.join("runs", "eval-{}-{}".format(
+        os.path.splitext(os.path.basename(model))[0], split))

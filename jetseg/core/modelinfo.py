@@ -170,6 +170,12 @@ class ModelInfo(object):
             elif inp.dim(1) in (3, None):
                 self.input_layout = "NCHW"
         h_ax, w_ax = (1, 2) if self.input_layout == "NHWC" else (2, 3)
+        fixed = (inp.dim(w_ax), inp.dim(h_ax))
+        if self.has_metadata and self.width and self.height and all(fixed) and \
+                (self.width, self.height) != fixed:
+            raise JetsegError("metadata jetseg.input says {}x{} but the graph's input {!r} is "
+                              "{}x{}".format(self.width, self.height, inp.name, *fixed),
+                              path=source, fix="re-export the model with jetseg export")
         if input_size:
             self.width, self.height = input_size
         if inp.dim(w_ax) and inp.dim(h_ax):
@@ -222,10 +228,25 @@ class ModelInfo(object):
                                   "least 2 classes".format(t.name, n), path=source,
                                   fix="pass --output-blob with the score map")
             if n is not None and self.classes and len(self.classes) != n:
-                raise JetsegError("metadata lists {} classes but output {!r} has {}".format(
-                    len(self.classes), t.name, n), path=source,
-                    fix="re-export the model with the right classes")
+                raise JetsegError("metadata jetseg.classes lists {} classes but output {!r} has "
+                                  "{}".format(len(self.classes), t.name, n), path=source,
+                                  fix="re-export the model with its {} class names".format(n))
+        self._check_class_facts(by_name.get(self.outputs.get("classes")), source)
         return self
+
+    def _check_class_facts(self, class_map, source):
+        """Metadata class names and colours agree with each other and with a uint8 class
+        map (which cannot hold more than 256 classes); a wrong count is refused here, before
+        it costs seconds a frame."""
+        n = len(self.classes or [])
+        if n and self.colors and len(self.colors) != n:
+            raise JetsegError("metadata jetseg.colors has {} colours for the {} classes of "
+                              "jetseg.classes".format(len(self.colors), n), path=source,
+                              fix="re-export the model with one colour per class")
+        if n > 256 and class_map is not None and class_map.dtype == "uint8":
+            raise JetsegError("metadata jetseg.classes lists {} classes but the graph's class "
+                              "map {!r} is uint8 (256 at most)".format(n, class_map.name),
+                              path=source, fix="re-export the model with its own class names")
 
     @property
     def num_classes(self):

@@ -330,32 +330,70 @@ def read_class_colors(path, what="class colour file"):
 
 
 _CSV_SPLIT = re.compile(r"\s*[,;\t]\s*")
+# header names of a class table's columns (lower case); the first is what the code calls it
+CSV_COLUMNS = (("id", "class_id"), ("name", "class", "class_name", "label"), ("r", "red"),
+               ("g", "green"), ("b", "blue"))
+
+
+def _csv_header(parts):
+    """{"id"?, "name", "r", "g", "b"} -> column index, when ``parts`` is a header naming at
+    least name, r, g and b; else None."""
+    low = [p.strip().lower() for p in parts]
+    cols = {}
+    for names in CSV_COLUMNS:
+        hit = [i for i, p in enumerate(low) if p in names]
+        if hit:
+            cols[names[0]] = hit[0]
+    return cols if all(k in cols for k in ("name", "r", "g", "b")) else None
 
 
 def read_class_csv(path):
-    """``name,r,g,b`` lines (Semantic Drone Dataset class_dict.csv), header optional."""
+    """A class table, one class a row, as (names, colors, ids); ``ids`` is None when the
+    table has no id column. Columns are found by the header: ``name, r, g, b`` (the Semantic
+    Drone Dataset's class_dict.csv) or ``id,name,r,g,b`` (its Kaggle copy's
+    class_dict_seg.csv: ids -1 (unlabeled) to 22). Without a header, rows are ``name,r,g,b``
+    or, five fields starting with an integer, ``id,name,r,g,b``."""
+    fix = "write a header (id,name,r,g,b or name,r,g,b) and one row a class"
     try:
         with open(str(path), "r") as f:
             lines = [l.strip() for l in f.read().splitlines() if l.strip()]
     except (IOError, OSError) as e:
         raise JetsegError("cannot read class table: {}".format(e.strerror or e), path=path,
                           fix="check the dataset folder")
-    names, colors = [], []
+    cols = _csv_header(_CSV_SPLIT.split(lines[0])) if lines else None
+    names, colors, ids = [], [], []
     for n, line in enumerate(lines):
         parts = _CSV_SPLIT.split(line)
-        if len(parts) < 4:
+        if cols is not None:
+            if n == 0:
+                continue
+            if len(parts) <= max(cols.values()):
+                raise JetsegError("line {}: expected {} columns, got {!r}".format(
+                    n + 1, len(cols), line), path=path, fix=fix)
+            row = dict((k, parts[i]) for k, i in cols.items())
+        elif len(parts) == 5 and re.match(r"^-?\d+$", parts[0]):
+            row = dict(zip(("id", "name", "r", "g", "b"), parts))
+        elif len(parts) >= 4:
+            row = {"name": ",".join(parts[:-3]), "r": parts[-3], "g": parts[-2],
+                   "b": parts[-1]}
+        else:
             raise JetsegError("line {}: expected name,r,g,b, got {!r}".format(n + 1, line),
-                              path=path, fix="write one 'name,r,g,b' line a class")
+                              path=path, fix=fix)
         try:
-            rgb = tuple(int(p) for p in parts[-3:])
+            rgb = tuple(int(row[c]) for c in "rgb")
+            cid = int(row["id"]) if "id" in row else None
         except ValueError:
             if n == 0:
-                continue                # header (name, r, g, b)
-            raise JetsegError("line {}: colour is not three integers: {!r}".format(
-                n + 1, line), path=path, fix="write one 'name,r,g,b' line a class")
-        names.append(",".join(parts[:-3]).strip())
+                continue                # a header this reader does not know: positional
+            raise JetsegError("line {}: id and colour must be integers: {!r}".format(
+                n + 1, line), path=path, fix=fix)
+        names.append(row["name"].strip())
         colors.append(rgb)
+        ids.append(cid)
     if not names:
-        raise JetsegError("class table has no classes", path=path,
-                          fix="write one 'name,r,g,b' line a class")
-    return names, colors
+        raise JetsegError("class table has no classes", path=path, fix=fix)
+    if any(i is None for i in ids):
+        return names, colors, None
+    if len(set(ids)) != len(ids):
+        raise JetsegError("class table gives one id to two classes", path=path, fix=fix)
+    return names, colors, ids

@@ -8,8 +8,9 @@ COCO 2017), or only ``categories`` (names or ids) when given - then pixels of th
 categories count as background and images without any selected category are left out.
 Objects are painted largest first so that small objects on top stay visible; ``iscrowd``
 regions are ignored (255). Masks are decoded with pycocotools when it is installed
-(``backend="pycocotools"`` insists on it); otherwise OpenCV fills the polygons and RLE
-(compressed or not) is decoded in numpy, so a Jetson needs nothing extra.
+(``backend="pycocotools"`` insists on it; the ``dev`` extra installs it, so the tests run
+both paths); otherwise OpenCV fills the polygons and RLE (compressed or not) is decoded in
+numpy, so a Jetson needs nothing extra.
 """
 import glob
 import json
@@ -31,8 +32,9 @@ def _pycocotools(required):
         return mask_utils
     except ImportError:
         if required:
-            raise JetsegError("pycocotools is not installed", fix="pip install pycocotools, "
-                              "or use backend='auto' (OpenCV polygons, numpy RLE)")
+            raise JetsegError("pycocotools is not installed", fix="pip install pycocotools "
+                              "(jetseg's dev extra has it), or use backend='auto' (OpenCV "
+                              "polygons, numpy RLE)")
         return None
 
 

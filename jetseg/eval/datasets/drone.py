@@ -9,12 +9,21 @@ Both published layouts are found, up to 5 folders below ROOT:
                                                   (dataset/semantic_drone_dataset/
                                                    label_images_semantic/: grey class ids)
 
-``class_dict.csv`` has a ``name, r, g, b`` header and one row a class (24 rows); RGB masks
-are coloured with those colours, grey masks hold the row number. Rows named ``unlabeled``
-and ``conflicting`` are void: their pixels are ignored (255) and the other classes keep the
-table's order (22 classes); ``void=()`` keeps them as classes. 400 labelled images and no
-official val split: ``train``/``val`` are a fixed holdout (``val_percent``, chosen by file
-name), ``all`` is everything. Layout sources: the dataset's page (tugraz.at/index.php?id=22387)
+``class_dict.csv`` has a ``name, r, g, b`` header and one row a class (24 rows); the Kaggle
+copy's ``class_dict_seg.csv`` has ``id,name,r,g,b`` with ids -1 (unlabeled), 0 (paved-area)
+.. 21 (obstacle), 22 (conflicting). Columns are read by their header. RGB masks are coloured
+with the table's colours; grey masks (label_images_semantic) hold the row number (0 =
+unlabeled .. 23 = conflicting, i.e. id + 1 in the Kaggle table).
+
+Void: the dataset's own README says "the following 22 classes" and lists "unlabeled" then
+the 22 real ones, paved-area .. obstacle; "conflicting" is not listed. So rows named
+``unlabeled`` or ``conflicting``, and rows with a negative id, are void: their pixels are
+ignored (255) and the other 22 classes keep the table's order, which in the Kaggle table is
+their id (0..21). Public tutorials differ: the common ones read the table with pandas
+(``df['name']``) and train on all 24 rows by row number, unlabeled and conflicting
+included; ``void=()`` does the same here. 400 labelled images and no official val split:
+``train``/``val`` are a fixed holdout (``val_percent``, chosen by file name), ``all`` is
+everything. Layout sources: the dataset's page (tugraz.at/index.php?id=22387)
 and the Kaggle copy's file list, as used by public loaders.
 """
 import os
@@ -89,9 +98,10 @@ class SemanticDrone(SegDataset):
             raise JetsegError("no Semantic Drone Dataset image and mask folders here",
                               path=root, fix="expected layout: " + LAYOUT)
         img_dir, mask_dir, csv_path = found
-        names, colors = read_class_csv(csv_path)
+        names, colors, ids = read_class_csv(csv_path)
         void = set(v.lower() for v in void)
-        keep = [i for i, n in enumerate(names) if n.lower() not in void]
+        keep = [i for i, n in enumerate(names) if n.lower() not in void and
+                not (void and ids is not None and ids[i] < 0)]
         super(SemanticDrone, self).__init__(root, split, [names[i] for i in keep],
                                             [colors[i] for i in keep], 255, skip_bad)
         self.class_table = csv_path
