@@ -33,9 +33,10 @@ def add_model_args(p, primary="--model"):
                    help="overlay, mask, overlay,mask (side by side) or classes (class-id PNGs)")
     v.add_argument("--alpha", type=float, default=None,
                    help="overlay opacity 0-255 (default 150; explicit alphas in colors.txt win)")
-    v.add_argument("--filter-mode", default="linear", choices=("point", "linear", "smooth"),
-                   help="point: blocky exact; linear: blended colours (jetson-inference); "
-                        "smooth: scores upsampled before argmax (sharp, exact edges)")
+    v.add_argument("--filter-mode", choices=("point", "linear", "smooth"),
+                   help="point: blocky exact; linear: blended colours (jetson-inference, the "
+                        "default); smooth: scores upsampled before argmax (sharp, exact "
+                        "edges); a frame graph uses the mode it was exported with")
     v.add_argument("--ignore-class", default=None,
                    help="class id or name the argmax never picks (e.g. void)")
     v.add_argument("--legend", metavar="FILE",
