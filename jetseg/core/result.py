@@ -93,8 +93,8 @@ class Segmentation(object):
             o = fetched["overlay"][0]
             if o.shape[0] == 3 and o.shape[-1] != 3:
                 o = o.transpose(1, 2, 0)
-            if o.dtype != np.uint8:
-                o = np.rint(np.clip(o, 0, 255)).astype(np.uint8)
+            if o.dtype != np.uint8:         # TensorRT 8.2 graphs: float (no uint8 I/O)
+                o = processing.pixels_uint8(o)
             self._graph_overlay = o
         if "confidence" in fetched:
             c = fetched["confidence"]
