@@ -344,3 +344,26 @@ def test_export_from_the_shipped_model_cli(tmp_path, camvid):
     assert "class agreement" in summary
     info = Segmenter(str(tmp_path / "camvid.1280x720.onnx")).info
     assert info.extra["target"] == "trt8.5" and info.classes[0] == "Sky"
+
+
+def test_build_carries_the_frame_facts_into_the_engine(tmp_path, monkeypatch):
+    """jetseg build's path for a frame graph, through recording stand-ins of TensorRT 8.2 and
+    10.3: the engine's header holds the frame facts the runtime reads (read from the ONNX
+    file without onnx). TensorRT itself never runs here: the parser rules (above) are the
+    check of what it would accept."""
+    from jetseg.backends.tensorrt import engine_file
+    from jetseg.backends.tensorrt.build import build_engine
+    from tests.helpers.trt_fakes import NANO, ORIN, FakeBuilderTrt
+    from tests.helpers.trt_fakes import fake_platform as fake_platform_setter
+    net = TinyNet(num_classes=5, width=64, height=48, down=4)
+    for version, facts, opset, dtype in (("8.2.1.8", NANO, 13, "float32"),
+                                         ("10.3.0.30", ORIN, 17, "uint8")):
+        model = _save(compose(net.onnx(opset=opset), NAMES5, COLORS5, input_dtype=dtype,
+                              classes_dtype="int32" if dtype == "float32" else "uint8",
+                              frame_size=(256, 144)), tmp_path / "m.256x144.onnx")
+        trt = FakeBuilderTrt(version)
+        out = build_engine(model, precision="fp16", facts=fake_platform_setter(monkeypatch)(
+            trt, facts), out=str(tmp_path / "m.engine"))
+        header, _ = engine_file.read_engine(out)
+        info = ModelInfo.from_metadata(header["metadata"])
+        assert info.frame["width"] == 256 and info.frame["net_width"] == 64
