@@ -16,7 +16,7 @@ cores, so this measures what the graph costs there, not what a GPU gains (see th
 cost model for a Jetson).
 
 OpenVINO runs through jetseg's backend when this tree has one (``--backend openvino``), else
-through a small adapter here (openvino's compile_model on the same ONNX files).
+through a small adapter here (openvino's compile_model on the same ONNX files, f32).
 """
 import argparse
 import os
@@ -36,7 +36,11 @@ class OpenVinoRunner(object):
 
     def __init__(self, path, threads):
         import openvino as ov
-        config = {"INFERENCE_NUM_THREADS": int(threads)} if threads else {}
+        # f32 like the other paths: on CPUs with AMX/AVX512-BF16 OpenVINO's default is bf16,
+        # which moves class ids on ~0.2 % of pixels (and overlays by more than 2 grey levels)
+        config = {"INFERENCE_PRECISION_HINT": "f32"}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = int(threads)
         self.compiled = ov.Core().compile_model(path, "CPU", config)
         self.request = self.compiled.create_infer_request()
 

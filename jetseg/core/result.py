@@ -88,7 +88,8 @@ class Segmentation(object):
             c = c.reshape(c.shape[-2:])
             if c.dtype.kind == "f":
                 c = np.rint(c)
-            self._classes_low = c.astype(np.uint8 if len(segmenter.classes) <= 256 else np.int32)
+            self._classes_low = c.astype(np.uint8 if len(segmenter.classes) <= 256 else np.int32,
+                                         copy=False)         # a frame graph's: no copy
         if "overlay" in fetched:
             o = fetched["overlay"][0]
             if o.shape[0] == 3 and o.shape[-1] != 3:
