@@ -27,6 +27,14 @@ ARCH_NAMES = ("fcn-alexnet", "fcn8s-vgg16", "fcn-resnet18", "fcn-resnet50",
 TARGET_NAMES = tuple(TARGETS)
 
 
+class _Given(argparse.Action):
+    """Stores the value and notes that the flag was given (``args.given``)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        namespace.given = tuple(getattr(namespace, "given", ())) + (self.dest,)
+
+
 def build_parser(prog="jetseg export"):
     p = argparse.ArgumentParser(
         prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -67,7 +75,7 @@ def build_parser(prog="jetseg export"):
                    help="channel order the net was trained on (default RGB, torchvision)")
     d = p.add_argument_group("model file")
     d.add_argument("-o", "--output", required=True, help="the .onnx to write")
-    d.add_argument("--target", choices=TARGET_NAMES,
+    d.add_argument("--target", default=DEFAULT_TARGET, choices=TARGET_NAMES, action=_Given,
                    help="where it will run (default {}, with --from the model's own; see "
                         "below)".format(DEFAULT_TARGET))
     d.add_argument("--frame-size", metavar="WxH",
@@ -123,7 +131,6 @@ def run(args):
         else None
     if args.from_onnx:
         return _run_from_onnx(args, frame_size)
-    args.target = args.target or DEFAULT_TARGET
 
     facts = _checkpoint_facts(args.checkpoint) if args.checkpoint else {}
     if facts:       # a jetseg train checkpoint: its facts are the defaults, flags still win
@@ -225,8 +232,9 @@ def _run_from_onnx(args, frame_size):
                           fix="pip install 'jetseg[export]'")
     from .framegraph import export_from_onnx
     t0 = time.perf_counter()
+    target = args.target if "target" in getattr(args, "given", ()) else None
     frame, summary = export_from_onnx(args.from_onnx, args.output, frame_size,
-                                      args.filter_mode, args.target, args.check_images,
+                                      args.filter_mode, target, args.check_images,
                                       args.check_count)
     print(summary)
     if not args.quiet:
