@@ -213,11 +213,10 @@ def _run_from_onnx(args, frame_size):
     if not frame_size:
         raise JetsegError("--from makes frame graphs: it needs --frame-size",
                           fix="add --frame-size WxH (the camera's resolution)")
-    given = [f for f, v in (("--checkpoint", args.checkpoint), ("--precision", args.precision
-                                                                 != "fp32"),
-                            ("--calib", args.calib), ("--labels", args.labels),
-                            ("--colors", args.colors), ("--input-size", args.input_size))
-             if v]
+    flags = (("--checkpoint", args.checkpoint), ("--precision", args.precision != "fp32"),
+             ("--calib", args.calib), ("--labels", args.labels), ("--colors", args.colors),
+             ("--input-size", args.input_size))
+    given = [f for f, v in flags if v]
     if given:
         raise JetsegError("{} cannot change a model taken --from an export".format(
             ", ".join(given)), fix="leave them out (the model keeps its own), or export from "

@@ -23,7 +23,7 @@ import tempfile
 import numpy as np
 
 from jetseg import __version__
-from jetseg.errors import JetsegError, log
+from jetseg.errors import JetsegError
 
 from .compose import P, _dims, compose
 

@@ -24,6 +24,7 @@ from jetseg_export.framegraph import core_of, export_from_onnx, frame_models, fr
 from jetseg_export.targets import TARGETS, check_target, get_target
 from tests.helpers.common import COLORS5, NAMES5, ROOT, rng_frame, run_cli
 from tests.helpers.tinymodels import TinyNet
+from tests.test_python36 import py36  # noqa: F401  (the fixture: its cached venv)
 
 cv2 = pytest.importorskip("cv2")
 ort = pytest.importorskip("onnxruntime")
@@ -367,3 +368,38 @@ def test_build_carries_the_frame_facts_into_the_engine(tmp_path, monkeypatch):
         header, _ = engine_file.read_engine(out)
         info = ModelInfo.from_metadata(header["metadata"])
         assert info.frame["width"] == 256 and info.frame["net_width"] == 64
+
+
+PROBE36 = r"""
+import sys, json, numpy as np, jetseg
+net_model, frame_model, frame_path, out = sys.argv[1:5]
+frame = np.load(frame_path)
+a = jetseg.Segmenter(frame_model).process(frame)
+picked = jetseg.Segmenter(net_model).process(frame)
+json.dump({"classes": a.classes.tolist(), "overlay": a.overlay().tolist(),
+           "picked": picked.segmenter.path, "version": list(sys.version_info[:2])},
+          open(out, "w"))
+"""
+
+
+def test_frame_graph_on_python36_numpy119(py36, tmp_path):  # noqa: F811
+    """The Nano's Python 3.6 / numpy 1.19 / ONNX Runtime 1.10 runs a frame graph (opset 13)
+    and picks it beside the net-size model (slow: the venv of tests/test_python36.py)."""
+    import subprocess
+    net = TinyNet(num_classes=5, width=64, height=48, down=4, seed=11)
+    models = []
+    for name, kw in (("m.onnx", {}), ("m.256x144.onnx", {"frame_size": (256, 144)})):
+        m = compose(net.onnx(opset=13), NAMES5, COLORS5, **kw)
+        m.ir_version = 7                                  # what ONNX Runtime 1.10 reads
+        models.append(_save(m, tmp_path / name))
+    frame = rng_frame(256, 144, seed=11)
+    np.save(str(tmp_path / "f.npy"), frame)
+    r = subprocess.run([py36, "-c", PROBE36] + models + [str(tmp_path / "f.npy"),
+                       str(tmp_path / "r.json")], capture_output=True, text=True,
+                       env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=300)
+    assert r.returncode == 0, r.stderr
+    got = json.load(open(str(tmp_path / "r.json")))
+    here = Segmenter(models[1]).process(frame)
+    assert got["version"] == [3, 6] and got["picked"] == models[1]
+    assert np.array_equal(np.array(got["classes"]), here.classes)
+    assert np.abs(np.array(got["overlay"]) - here.overlay()).max() <= 1
