@@ -7,6 +7,9 @@
     jetseg export --arch deeplabv3-mobilenet ... --precision int8 --calib calib_images/ \\
         -o engines/camvid.int8.onnx
     jetseg export --module mypkg.models:build --checkpoint m.pth --num-classes 5 -o m.onnx
+    jetseg export --checkpoint best.pth --frame-size 1280x720 -o engines/camvid.1280x720.onnx
+    jetseg export --from engines/camvid.onnx --frame-size 1920x1080 --filter-mode smooth \
+        -o engines/camvid.1920x1080.onnx
 
 ``jetseg/cli.py`` forwards ``jetseg export ARGS`` to ``main(argv, prog)`` here.
 """
@@ -22,6 +25,14 @@ ARCH_NAMES = ("fcn-alexnet", "fcn8s-vgg16", "fcn-resnet18", "fcn-resnet50",
               "deeplabv3-mobilenet", "deeplabv3-resnet50", "deeplabv3-resnet101",
               "lraspp-mobilenet", "unet")
 TARGET_NAMES = tuple(TARGETS)
+
+
+class _Given(argparse.Action):
+    """Stores the value and notes that the flag was given (``args.given``)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        namespace.given = tuple(getattr(namespace, "given", ())) + (self.dest,)
 
 
 def build_parser(prog="jetseg export"):
@@ -41,13 +52,20 @@ def build_parser(prog="jetseg export"):
                "  trt8.6       TensorRT 8.6 (JetPack 6.0): as trt8.5\n"
                "  trt10        TensorRT 10.3 (JetPack 6.1 / 6.2): as trt8.5\n"
                "  trt11        TensorRT 11: as trt8.5\n"
-               "  onnxruntime  ONNX Runtime anywhere: as trt8.5, any ONNX op\n")
+               "  onnxruntime  ONNX Runtime anywhere: as trt8.5, any ONNX op\n\n"
+               "frame graphs (--frame-size WxH): the graph takes the camera frame itself and\n"
+               "shrinks it to --input-size inside (OpenCV's INTER_AREA weights, exact), and\n"
+               "gives the class map and overlay at WxH: no resize, argmax or blend on the CPU.\n"
+               "One file (and one engine) per camera resolution; jetseg-camera uses\n"
+               "MODEL.WxH.onnx beside MODEL.onnx for WxH frames by itself.\n")
     m = p.add_argument_group("network")
     src = m.add_mutually_exclusive_group()
     src.add_argument("--arch", help="one of: " + ", ".join(ARCH_NAMES))
     src.add_argument("--module", metavar="PKG.MOD:BUILD",
                      help="your own nn.Module: a function/class called with num_classes "
                           "(pkg.mod:build or file.py:build)")
+    src.add_argument("--from", dest="from_onnx", metavar="MODEL.onnx",
+                     help="the net of a jetseg export, for --frame-size (no checkpoint needed)")
     m.add_argument("--num-classes", type=int, help="output classes (default: lines in --labels)")
     m.add_argument("--checkpoint", help="state_dict file (.pth); loaded with weights_only=True")
     m.add_argument("--input-size", help="WxH the net runs at (default: the checkpoint's from "
@@ -58,8 +76,15 @@ def build_parser(prog="jetseg export"):
                    help="channel order the net was trained on (default RGB, torchvision)")
     d = p.add_argument_group("model file")
     d.add_argument("-o", "--output", required=True, help="the .onnx to write")
-    d.add_argument("--target", default=DEFAULT_TARGET, choices=TARGET_NAMES,
-                   help="where it will run (default {}; see below)".format(DEFAULT_TARGET))
+    d.add_argument("--target", default=DEFAULT_TARGET, choices=TARGET_NAMES, action=_Given,
+                   help="where it will run (default {}, with --from the model's own; see "
+                        "below)".format(DEFAULT_TARGET))
+    d.add_argument("--frame-size", metavar="WxH",
+                   help="a frame graph for a camera of this resolution (see below)")
+    d.add_argument("--filter-mode", default="linear", choices=("point", "linear", "smooth"),
+                   help="how a frame graph brings the net's output to the frame: point "
+                        "(nearest), linear (blended colours, default) or smooth (scores "
+                        "upsampled before the argmax)")
     d.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "int8"),
                    help="fp16: float16 weights and compute in the graph (what strongly typed "
                         "TensorRT 10/11 builds as FP16); int8: Q/DQ from --calib frames")
@@ -103,6 +128,11 @@ def run(args):
     from jetseg.core.labels import read_colors, read_labels
     from jetseg.core.modelinfo import parse_triple
 
+    frame_size = _size(args.frame_size, "--frame-size", "1280x720") if args.frame_size \
+        else None
+    if args.from_onnx:
+        return _run_from_onnx(args, frame_size)
+
     facts = _checkpoint_facts(args.checkpoint) if args.checkpoint else {}
     if facts:       # a jetseg train checkpoint: its facts are the defaults, flags still win
         log.info("checkpoint from jetseg train: %s, %d classes, %s, epoch %s, val mIoU %s",
@@ -121,6 +151,11 @@ def run(args):
                           "pkg.mod:build (a checkpoint from jetseg train knows its own)")
     args.channel_order = args.channel_order or "RGB"
     width, height = _input_size(args.input_size or "480x360")
+    if frame_size and (frame_size[0] < width or frame_size[1] < height):
+        raise JetsegError("--frame-size {}x{} is smaller than the net's input {}x{}".format(
+            frame_size[0], frame_size[1], width, height),
+            fix="a frame graph shrinks the camera frame to the net's size: give the camera's "
+                "resolution, or a smaller --input-size")
     mean = parse_triple(args.mean, "mean")
     std = parse_triple(args.std, "std")
     names = read_labels(args.labels) if args.labels else facts.get("classes")
@@ -162,12 +197,50 @@ def run(args):
         check_labels=args.check_labels, check_count=args.check_count, calib=args.calib,
         calib_count=args.calib_count, calib_method=args.calib_method,
         arch=args.arch or args.module, dataset=args.dataset,
-        extra_facts=_training_facts(facts))
+        extra_facts=_training_facts(facts), frame_size=frame_size,
+        filter_mode=args.filter_mode)
     print(res.table)
+    if res.frame:
+        print(res.frame)
     if not args.quiet:
         print("wrote {} ({}, {}, {}) in {:.1f}s".format(
             res.path, args.target, args.precision, exporter.describe(res.model),
             time.perf_counter() - t0))
+    return 0
+
+
+def _run_from_onnx(args, frame_size):
+    """``--from MODEL.onnx --frame-size WxH``: the frame graph of an existing export."""
+    if not frame_size:
+        raise JetsegError("--from makes frame graphs: it needs --frame-size",
+                          fix="add --frame-size WxH (the camera's resolution)")
+    flags = (("--checkpoint", args.checkpoint), ("--precision", args.precision != "fp32"),
+             ("--calib", args.calib), ("--labels", args.labels), ("--colors", args.colors),
+             ("--input-size", args.input_size))
+    given = [f for f, v in flags if v]
+    if given:
+        raise JetsegError("{} cannot change a model taken --from an export".format(
+            ", ".join(given)), fix="leave them out (the model keeps its own), or export from "
+                                   "the checkpoint with --frame-size")
+    if args.check_images:
+        from .parity import list_images
+        list_images(args.check_images)
+    try:
+        import onnx  # noqa: F401
+    except ImportError as e:
+        raise JetsegError("jetseg export --from needs onnx ({})".format(e),
+                          fix="pip install 'jetseg[export]'")
+    from .framegraph import export_from_onnx
+    t0 = time.perf_counter()
+    target = args.target if "target" in getattr(args, "given", ()) else None
+    frame, summary = export_from_onnx(args.from_onnx, args.output, frame_size,
+                                      args.filter_mode, target, args.check_images,
+                                      args.check_count)
+    print(summary)
+    if not args.quiet:
+        from .exporter import describe
+        print("wrote {} ({}) in {:.1f}s".format(args.output, describe(frame),
+                                                time.perf_counter() - t0))
     return 0
 
 
@@ -188,12 +261,16 @@ def _training_facts(facts):
 
 
 def _input_size(text):
+    return _size(text, "--input-size", "480x360")
+
+
+def _size(text, flag, example):
     from jetseg.core.modelinfo import parse_size
     try:
         return parse_size(text)
     except JetsegError:
-        raise JetsegError("--input-size {!r} is not WIDTHxHEIGHT".format(text),
-                          fix="write e.g. --input-size 480x360 (width first)")
+        raise JetsegError("{} {!r} is not WIDTHxHEIGHT".format(flag, text),
+                          fix="write e.g. {} {} (width first)".format(flag, example))
 
 
 def _class_id(value, names, num_classes):

@@ -14,7 +14,13 @@ class map (and overlay, confidence, raw scores where asked) out, facts in metada
                                                    ("overlay" [1,H,W,3] uint8 BGR)
       -> Softmax -> ReduceMax                      ("confidence" [1,H,W], optional)
 
-jetseg.render does the same on the CPU for graphs that lack it; tests hold both equal.
+A frame graph (``frame_size``, frameops.py) takes the camera frame itself, [1,FH,FW,3], shrinks
+it to the net's HxW inside the graph (OpenCV's INTER_AREA, as the CPU path does) and gives the
+class map, overlay and confidence at the frame's size: scores upsampled to the frame before the
+ArgMax (``smooth``), or the class map and the overlay's colours brought up from HxW
+(``point``: nearest, ``linear``: bilinear), as jetseg's CPU path does for each mode.
+
+jetseg.core.processing does the same on the CPU for graphs that lack it; tests hold both equal.
 """
 import numpy as np
 import onnx
@@ -22,6 +28,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from jetseg.core.labels import resolve_alpha
 from jetseg.core.modelinfo import ModelInfo
+
+from . import frameops
 
 _DTYPES = {"uint8": TensorProto.UINT8, "float32": TensorProto.FLOAT,
            "int32": TensorProto.INT32, "int64": TensorProto.INT64}
@@ -44,7 +52,7 @@ def compose(core, classes, colors, width=None, height=None, mean=None, std=None,
             norm_order="RGB", input_channels="BGR", input_dtype="uint8", upsample=True,
             argmax=True, overlay=True, confidence=False, scores=False, ignore_class=None,
             alpha=150, classes_dtype="uint8", classes_via="auto", extra=None,
-            precision="fp32", check=True):
+            precision="fp32", check=True, frame_size=None, filter_mode="linear"):
     """Return a new ModelProto: ``core`` (float NCHW in, logits out) inside jetseg's graph.
 
     ``classes_via``: a dtype the ArgMax result is cast to before ``classes_dtype``, or None.
@@ -52,6 +60,8 @@ def compose(core, classes, colors, width=None, height=None, mean=None, std=None,
     through float32 for a uint8 class map.
     ``check=False`` skips onnx's checker (the caller checks; it costs a serialisation, which
     takes seconds for a 500 MB VGG).
+    ``frame_size`` (W, H): a frame graph for camera frames of that size, its outputs brought
+    to it by ``filter_mode`` (point, linear or smooth; see the module doc).
     """
     opset = _opset(core)
     if opset < 13:
@@ -71,6 +81,14 @@ def compose(core, classes, colors, width=None, height=None, mean=None, std=None,
     if len(classes) != num or len(colors) != num:
         raise ValueError("{} classes / {} colours for a net with {} outputs".format(
             len(classes), len(colors), num))
+    frame = tuple(int(v) for v in frame_size) if frame_size else None
+    resized = frame is not None and frame != (width, height)
+    if frame and filter_mode not in ("point", "linear", "smooth"):
+        raise ValueError("filter mode {!r} is not point, linear or smooth".format(filter_mode))
+    if frame and not (upsample and (argmax or overlay)):
+        raise ValueError("a frame graph upsamples and argmaxes (upsample=True, argmax=True)")
+    smooth = resized and filter_mode == "smooth"
+    fw, fh = frame or (width, height)
     info = ModelInfo()
     info.mean = tuple(mean or info.mean)
     info.std = tuple(std or info.std)
@@ -84,12 +102,15 @@ def compose(core, classes, colors, width=None, height=None, mean=None, std=None,
 
     # ---- pre-processing ------------------------------------------------------------
     image = "image"
-    graph_in = helper.make_tensor_value_info(image, _DTYPES[input_dtype], [1, height, width, 3])
+    graph_in = helper.make_tensor_value_info(image, _DTYPES[input_dtype], [1, fh, fw, 3])
     pixels = image
     if input_dtype != "float32":        # float input (TensorRT 8.2) needs no cast
         pixels = P + "pixels"
         nodes.append(helper.make_node("Cast", [image], [pixels], to=TensorProto.FLOAT))
-    nodes.append(helper.make_node("Transpose", [pixels], [P + "nchw"], perm=[0, 3, 1, 2]))
+    net_pixels, down = pixels, None
+    if resized:
+        net_pixels, down = frameops.downscale(nodes, const, pixels, frame, (width, height))
+    nodes.append(helper.make_node("Transpose", [net_pixels], [P + "nchw"], perm=[0, 3, 1, 2]))
     x = P + "nchw"
     if input_channels != norm_order:
         nodes.append(helper.make_node("Gather", [x, const("swap", np.array([2, 1, 0], np.int64))],
@@ -111,22 +132,27 @@ def compose(core, classes, colors, width=None, height=None, mean=None, std=None,
 
     # ---- post-processing -----------------------------------------------------------
     s = logits
+    up_w, up_h = (fw, fh) if smooth else (width, height)
     if upsample:
         nodes.append(helper.make_node(
-            "Resize", [s, "", "", const("sizes", np.array([1, num, height, width], np.int64))],
+            "Resize", [s, "", "", const("sizes", np.array([1, num, up_h, up_w], np.int64))],
             [P + "upsampled"], mode="linear", coordinate_transformation_mode="half_pixel"))
         s = P + "upsampled"
-    out_h, out_w = (height, width) if upsample else tuple(_dims(core_out)[2:])
+    out_h, out_w = (up_h, up_w) if upsample else tuple(_dims(core_out)[2:])
     if confidence:
+        conf = P + "confidence_net" if resized and not smooth else "confidence"
         nodes.append(helper.make_node("Softmax", [s], [P + "prob"], axis=1))
         if opset >= 18:
             nodes.append(helper.make_node("ReduceMax", [P + "prob", const(
-                "axis1", np.array([1], np.int64))], ["confidence"], keepdims=0))
+                "axis1", np.array([1], np.int64))], [conf], keepdims=0))
         else:
-            nodes.append(helper.make_node("ReduceMax", [P + "prob"], ["confidence"], axes=[1],
+            nodes.append(helper.make_node("ReduceMax", [P + "prob"], [conf], axes=[1],
                                           keepdims=0))
+        if conf != "confidence":        # as the CPU path: bilinear from the net's size
+            frameops.resize(nodes, const, conf, [1, fh, fw], "linear", "confidence_px",
+                            out="confidence")
         outputs.append(helper.make_tensor_value_info("confidence", TensorProto.FLOAT,
-                                                     [1, out_h, out_w]))
+                                                     [1, fh, fw] if frame else [1, out_h, out_w]))
     if argmax or overlay:
         if ignore_class is not None:
             mask = np.zeros((1, num, 1, 1), np.float32)
@@ -137,36 +163,50 @@ def compose(core, classes, colors, width=None, height=None, mean=None, std=None,
         ids = P + "argmax"
         if classes_via == "auto":
             classes_via = "float32" if classes_dtype == "uint8" else None
+        if resized and not smooth:      # TensorRT resizes float tensors only
+            classes_via = "float32"
         if classes_via and classes_via != classes_dtype:
             # TensorRT casts to uint8 only from float/half (targets.Target.classes_cast_via)
             ids = P + "argmax_" + classes_via
             nodes.append(helper.make_node("Cast", [P + "argmax"], [ids],
                                           to=_DTYPES[classes_via]))
-        nodes.append(helper.make_node("Cast", [ids], ["classes"], to=_DTYPES[classes_dtype]))
+        if resized and not smooth:
+            direct = classes_dtype == "float32"
+            ids = frameops.classes_at_frame(nodes, const, ids, frame,
+                                            out="classes" if direct else None)
+        if ids != "classes":
+            nodes.append(helper.make_node("Cast", [ids], ["classes"],
+                                          to=_DTYPES[classes_dtype]))
         outputs.append(helper.make_tensor_value_info("classes", _DTYPES[classes_dtype],
-                                                     [1, out_h, out_w]))
+                                                     [1, fh, fw] if frame else [1, out_h, out_w]))
     if overlay:
         if not upsample:
             raise ValueError("an overlay output needs upsample=True (overlay is at input size)")
         a = np.array(resolve_alpha(colors, alpha), np.float32) / 255.0
         rgb = np.array([col[:3] for col in colors], np.float32)
         table = rgb[:, ::-1] if input_channels == "BGR" else rgb
-        nodes.append(helper.make_node("Gather", [const("premult", (table * a[:, None])
-                                                       .astype(np.float32)), P + "argmax"],
-                                      [P + "colour_px"], axis=0))
-        nodes.append(helper.make_node("Gather", [const("keep", (1.0 - a)[:, None]
-                                                       .astype(np.float32)), P + "argmax"],
-                                      [P + "keep_px"], axis=0))
-        nodes.append(helper.make_node("Mul", [pixels, P + "keep_px"], [P + "kept"]))
-        nodes.append(helper.make_node("Add", [P + "kept", P + "colour_px"], [P + "blend"]))
-        if input_dtype == "float32":
-            nodes.append(helper.make_node("Round", [P + "blend"], ["overlay"]))
+        if resized and not smooth:
+            blend = frameops.overlay_at_frame(nodes, const, pixels, P + "argmax",
+                                              np.ascontiguousarray(table), a, frame, filter_mode)
         else:
-            nodes.append(helper.make_node("Round", [P + "blend"], [P + "rounded"]))
+            nodes.append(helper.make_node("Gather", [const("premult", (table * a[:, None])
+                                                           .astype(np.float32)), P + "argmax"],
+                                          [P + "colour_px"], axis=0))
+            # keep a [C,3] table: a [..,3] x [..,1] broadcast costs ONNX Runtime 15x
+            nodes.append(helper.make_node("Gather", [const("keep", np.repeat(
+                (1.0 - a)[:, None], 3, axis=1).astype(np.float32)), P + "argmax"],
+                [P + "keep_px"], axis=0))
+            nodes.append(helper.make_node("Mul", [pixels, P + "keep_px"], [P + "kept"]))
+            nodes.append(helper.make_node("Add", [P + "kept", P + "colour_px"], [P + "blend"]))
+            blend = P + "blend"
+        if input_dtype == "float32":
+            nodes.append(helper.make_node("Round", [blend], ["overlay"]))
+        else:
+            nodes.append(helper.make_node("Round", [blend], [P + "rounded"]))
             nodes.append(helper.make_node("Cast", [P + "rounded"], ["overlay"],
                                           to=_DTYPES[input_dtype]))
         outputs.append(helper.make_tensor_value_info("overlay", _DTYPES[input_dtype],
-                                                     [1, height, width, 3]))
+                                                     [1, fh, fw, 3]))
 
     graph = helper.make_graph(nodes, "jetseg", [graph_in], outputs, initializer=inits_out,
                               value_info=list(core.graph.value_info))
@@ -179,8 +219,11 @@ def compose(core, classes, colors, width=None, height=None, mean=None, std=None,
     info.input_name = image
     info.input_layout = "NHWC"
     info.input_dtype = input_dtype
-    info.width, info.height = width, height
+    info.width, info.height = fw, fh
     info.channels = input_channels
+    if frame:
+        info.frame = {"width": fw, "height": fh, "net_width": width, "net_height": height,
+                      "filter": filter_mode, "downscale": down}
     info.graph.update(preprocess=True, upsample=bool(upsample), argmax=bool(argmax or overlay),
                       overlay=bool(overlay), confidence=bool(confidence),
                       ignore_class=ignore_class, alpha=int(alpha) if overlay else None)

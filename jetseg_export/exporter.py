@@ -10,7 +10,8 @@ target's opset) -> optionally INT8 (Q/DQ) or FP16 (float16 weights and compute i
 what strongly typed TensorRT builds as FP16) -> wrap with jetseg's pre/post graph
 (compose.py) -> check against the target and its TensorRT parser rules (targets.py) ->
 compare with PyTorch on real or random frames (FP32 must agree on >= 99.9 % of pixels, FP16
-on >= 99 %) -> write the file.
+on >= 99 %) -> with ``frame_size``, the frame graph of that model instead (framegraph.py,
+checked against the CPU path) -> write the file.
 """
 import json
 import os
@@ -61,6 +62,7 @@ class ExportResult(object):
         self.rows = []
         self.table = ""
         self.where = ""
+        self.frame = None           # the frame graph's parity with the CPU path (one line)
 
     def row(self, name):
         for r in self.rows:
@@ -89,7 +91,8 @@ def export_onnx(net, output, num_classes, classes=None, colors=None, width=480, 
                 ignore_class=None, alpha=150, overlay=True, confidence=False, scores=False,
                 classes_dtype=None, check_images=None, check_labels=None, check_count=None,
                 calib=None, calib_count=100, calib_method="minmax", arch=None, dataset=None,
-                min_agreement=parity.FP32_MIN_AGREEMENT, extra_facts=None):
+                min_agreement=parity.FP32_MIN_AGREEMENT, extra_facts=None, frame_size=None,
+                filter_mode="linear"):
     """Export ``net`` to ``output`` (see the module doc); returns an ExportResult."""
     from jetseg.core.modelinfo import IMAGENET_MEAN, IMAGENET_STD
     tgt = get_target(target)
@@ -198,6 +201,11 @@ def export_onnx(net, output, num_classes, classes=None, colors=None, width=480, 
     if labels is not None:
         from jetseg.eval.metrics import miou_facts
         facts.update(miou_facts(rows[-1].conf.miou(), split=where))
+    if frame_size:      # the net checked against PyTorch; now the frame graph around it
+        from .framegraph import checked_frame_graph
+        model, result.frame = checked_frame_graph(
+            model, frame_size, filter_mode, tgt.name, output, output, check_images,
+            check_count, scores=scores)
     _add_metadata(model, facts)
     if not scores:
         _drop_scores(model)

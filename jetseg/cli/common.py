@@ -92,10 +92,10 @@ def add_model_args(p, primary="--model", visualisation=True):
     g.add_argument("--providers", help="ONNX Runtime providers in order, e.g. cuda,cpu "
                                        "(default: tensorrt, cuda, cpu as installed)")
     c = p.add_argument_group("class map")
-    c.add_argument("--filter-mode", default="linear", choices=("point", "linear", "smooth"),
+    c.add_argument("--filter-mode", default=None, choices=("point", "linear", "smooth"),
                    help="point: blocky exact; linear: blended colours (jetson-inference); "
                         "smooth: scores upsampled before argmax (sharp, exact edges); "
-                        "default linear")
+                        "default linear, or the mode a frame graph was exported with")
     c.add_argument("--ignore-class", default=None,
                    help="class id or name the argmax never picks (e.g. void)")
     if not visualisation:

@@ -13,6 +13,8 @@ pairs under the ``jetseg.`` prefix, values JSON-encoded:
                             "overlay": true, "confidence": false,
                             "ignore_class": 11, "alpha": 150}
     jetseg.outputs         {"scores": "scores", "classes": "classes", "overlay": "overlay"}
+    jetseg.frame           {"width": 1280, "height": 720, "net_width": 320, "net_height": 240,
+                            "filter": "linear", "downscale": {...}}   (frame graphs only)
     jetseg.precision       "fp32" | "fp16" | "int8"
     jetseg.arch, jetseg.dataset, jetseg.miou, jetseg.target, jetseg.producer   (informational)
 
@@ -20,6 +22,11 @@ pairs under the ``jetseg.`` prefix, values JSON-encoded:
 pixels (``channels`` order, 0..255) and does cast, scale, mean/std and transpose itself;
 without it jetseg's CPU path feeds what ``normalize`` describes. A plain ONNX from
 elsewhere has none of these keys: the facts come from its tensor shapes and from flags.
+
+``frame`` marks a frame graph (jetseg export --frame-size): its input is the camera frame at
+``width`` x ``height`` (the same as ``input``'s), shrunk inside the graph to the net's
+``net_width`` x ``net_height``, and its outputs are at the frame's size, brought there by
+``filter`` (point, linear or smooth).
 """
 import json
 
@@ -71,6 +78,7 @@ class ModelInfo(object):
         self.graph["ignore_class"] = None
         self.graph["alpha"] = None
         self.outputs = {}
+        self.frame = None               # frame graphs: {"width", "height", "net_width", ...}
         self.precision = "fp32"
         self.extra = {}                 # arch, dataset, miou ... (informational)
         self.has_metadata = False
@@ -90,6 +98,8 @@ class ModelInfo(object):
             "outputs": dict(self.outputs),
             "precision": self.precision,
         }
+        if self.frame:
+            meta["frame"] = dict(self.frame)
         for k, v in self.extra.items():
             meta.setdefault(k, v)
         return dict((PREFIX + k, json.dumps(v)) for k, v in meta.items())
@@ -133,7 +143,8 @@ class ModelInfo(object):
             info.graph.update(vals.pop("graph", None) or {})
             info.outputs = dict(vals.pop("outputs", None) or {})
             info.precision = vals.pop("precision", info.precision)
-        except (TypeError, ValueError, AttributeError) as e:
+            info.frame = _frame_facts(vals.pop("frame", None))
+        except (TypeError, ValueError, AttributeError, KeyError) as e:
             raise JetsegError("model metadata is malformed ({})".format(e), path=source,
                               fix="re-export the model with jetseg export")
         vals.pop("classes", None)
@@ -254,9 +265,28 @@ class ModelInfo(object):
 
     def describe(self):
         steps = [k for k in GRAPH_STEPS if self.graph.get(k)]
-        return ("{} classes, input {} {}x{} {} ({}), graph does: {}, precision {}".format(
+        text = ("{} classes, input {} {}x{} {} ({}), graph does: {}, precision {}".format(
             self.num_classes, self.input_name, self.width, self.height, self.input_layout,
             self.input_dtype, ", ".join(steps) or "nothing (CPU pre/post)", self.precision))
+        if self.frame:
+            text += ", frame graph: {}x{} frames -> net {}x{} -> {} at the frame's size".format(
+                self.frame["width"], self.frame["height"], self.frame["net_width"],
+                self.frame["net_height"], self.frame["filter"])
+        return text
+
+
+def _frame_facts(value):
+    """``jetseg.frame`` checked: sizes as ints, a known filter; None when absent."""
+    if value is None:
+        return None
+    frame = dict(value)
+    for k in ("width", "height", "net_width", "net_height"):
+        frame[k] = int(frame[k])
+        if frame[k] <= 0:
+            raise ValueError("frame {} is {}".format(k, frame[k]))
+    if frame.get("filter") not in ("point", "linear", "smooth"):
+        raise ValueError("frame filter {!r}".format(frame.get("filter")))
+    return frame
 
 
 def parse_size(text):

@@ -63,6 +63,16 @@ def resize_frame(frame, width, height, dst=None):
     return cv2.resize(frame, (width, height), interpolation=interp)
 
 
+def pixels_uint8(arr):
+    """Float (or int) pixels 0..255 -> uint8, rounded and saturated, in one pass (OpenCV's
+    convertScaleAbs: the frame-size overlay of a TensorRT 8.2 graph, which has no uint8
+    outputs; numpy's rint/clip/astype takes three)."""
+    cv2 = need_cv2("converting pixels")
+    if arr.ndim == 3 and arr.shape[2] <= 4:
+        return cv2.convertScaleAbs(np.ascontiguousarray(arr))
+    return np.rint(np.clip(arr, 0, 255)).astype(np.uint8)
+
+
 class Preprocessor(object):
     """Frame -> input tensor, into buffers allocated once per frame size (not per frame).
 

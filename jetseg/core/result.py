@@ -88,13 +88,14 @@ class Segmentation(object):
             c = c.reshape(c.shape[-2:])
             if c.dtype.kind == "f":
                 c = np.rint(c)
-            self._classes_low = c.astype(np.uint8 if len(segmenter.classes) <= 256 else np.int32)
+            self._classes_low = c.astype(np.uint8 if len(segmenter.classes) <= 256 else np.int32,
+                                         copy=False)         # a frame graph's: no copy
         if "overlay" in fetched:
             o = fetched["overlay"][0]
             if o.shape[0] == 3 and o.shape[-1] != 3:
                 o = o.transpose(1, 2, 0)
-            if o.dtype != np.uint8:
-                o = np.rint(np.clip(o, 0, 255)).astype(np.uint8)
+            if o.dtype != np.uint8:         # TensorRT 8.2 graphs: float (no uint8 I/O)
+                o = processing.pixels_uint8(o)
             self._graph_overlay = o
         if "confidence" in fetched:
             c = fetched["confidence"]

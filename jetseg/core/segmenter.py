@@ -7,6 +7,10 @@
 The Segmenter decides once, when it is made, which outputs to fetch and whether the graph's
 own overlay can be used (its ``plan``, see jetseg.core.result); each ``process`` then runs
 the model and hands the fetched tensors and the plan to a ``Segmentation``.
+
+Frames of another size than the net's go through a frame graph made for that size when one
+is beside the model (jetseg.core.framegraph), else through the CPU path; either way one log
+line says which, once per frame size.
 """
 import os
 import time
@@ -14,7 +18,7 @@ import time
 import numpy as np
 
 from jetseg.backends import open_backend
-from jetseg.core import processing
+from jetseg.core import framegraph, processing
 from jetseg.core.labels import class_ids, fit_colors, fit_labels, read_colors, read_labels
 from jetseg.core.modelinfo import ModelInfo, parse_size, parse_triple
 from jetseg.core.result import OutputPlan, Segmentation
@@ -45,23 +49,34 @@ class Segmenter(object):
     input_blob, output_blob   tensor names for models with several inputs/outputs
     input_size   (W, H) or "WxH" for models with a dynamic input size
     alpha        0..255 overlay opacity for classes without an explicit alpha
-    filter_mode  "point" | "linear" | "smooth" (see jetseg.core.processing)
+    filter_mode  "point" | "linear" | "smooth" (see jetseg.core.processing); default linear,
+                 or a frame graph's own (baked in at export)
     ignore_class class id or name the argmax never picks (a negative id: none)
     threads      CPU threads for the backend
     keep_scores  always fetch the raw scores into ``res.scores`` (otherwise only when the
                  CPU needs them: models without argmax, smooth mode at another frame size)
+    frame_graph  "auto": frames of another size than the net's use a frame graph for their
+                 size beside the model (framegraph.sibling_names) when there is one, else
+                 the CPU path (said in one log line); a path: that frame graph for frames
+                 of its size; None: always the CPU path
     """
 
     def __init__(self, model, backend="auto", labels=None, colors=None, mean=None, std=None,
                  input_blob=None, output_blob=None, input_size=None, alpha=None,
-                 filter_mode="linear", ignore_class=None, threads=None, providers=None,
-                 channel_order=None, keep_scores=False):
+                 filter_mode=None, ignore_class=None, threads=None, providers=None,
+                 channel_order=None, keep_scores=False, frame_graph="auto"):
         self.path = str(model)
         self.keep_scores = bool(keep_scores)
-        if filter_mode not in processing.FILTER_MODES:
+        self._options = dict(backend=backend, labels=labels, colors=colors, mean=mean, std=std,
+                             alpha=alpha, filter_mode=filter_mode, ignore_class=ignore_class,
+                             threads=threads, providers=providers, channel_order=channel_order,
+                             keep_scores=keep_scores)
+        self.frame_graph = frame_graph
+        self._routes = {}               # frame size -> the Segmenter for it (None: this one)
+        if filter_mode is not None and filter_mode not in processing.FILTER_MODES:
             raise JetsegError("unknown filter mode {!r}".format(filter_mode),
                               fix="use one of: " + ", ".join(processing.FILTER_MODES))
-        self.filter_mode = filter_mode
+        self.filter_mode = filter_mode or "linear"
         self.backend = open_backend(self.path, backend, threads=threads, providers=providers)
         info = ModelInfo.from_metadata(self.backend.metadata, source=self.path)
         if mean is not None:
@@ -74,6 +89,8 @@ class Segmenter(object):
                      input_blob=input_blob, output_blob=output_blob,
                      input_size=parse_size(input_size))
         self.info = info
+        if info.frame:
+            self._frame_filter(filter_mode)
 
         num = self._num_classes(labels, colors)
         names = _load_list(labels, read_labels)
@@ -94,11 +111,20 @@ class Segmenter(object):
         self._palettes = {}
         self._pre = processing.Preprocessor(info)
         self.plan = self._output_plan(ignore_class)
-        if filter_mode == "smooth" and not self.plan.has_scores:
+        if self.filter_mode == "smooth" and not self.plan.has_scores and not info.frame:
             log.warning("%s has no scores output; filter mode 'smooth' falls back to 'point'",
                         self.path)
 
     # ---- set-up helpers ----------------------------------------------------------------
+    def _frame_filter(self, asked):
+        """A frame graph draws with the filter mode it was exported with."""
+        own = self.info.frame["filter"]
+        if asked not in (None, own) and self.net_size != (self.info.frame["net_width"],
+                                                          self.info.frame["net_height"]):
+            log.info("%s brings its outputs to the frame with filter mode %r (chosen at "
+                     "export); %r does not apply", self.path, own, asked)
+        self.filter_mode = own
+
     def _num_classes(self, labels, colors):
         scores = self.info.outputs.get("scores")
         if scores:
@@ -173,6 +199,11 @@ class Segmenter(object):
         """Segment one HxWx3 uint8 frame (BGR, or RGB with ``rgb=True``)."""
         t0 = time.perf_counter()
         frame = as_bgr(frame, rgb)
+        size = (frame.shape[1], frame.shape[0])
+        if self.net_size not in (None, size):
+            other = self._routes[size] if size in self._routes else self._route(size)
+            if other is not None:
+                return other.process(frame)
         feeds = self.feeds(frame)
         t1 = time.perf_counter()
         same = self.net_size in (None, (frame.shape[1], frame.shape[0]))
@@ -183,6 +214,36 @@ class Segmenter(object):
         res.latency_ms = 1000.0 * (t2 - t0)
         return res
 
+    def _route(self, size):
+        """Decide, once per frame size, which Segmenter takes frames of ``size``."""
+        if self.info.frame:
+            raise framegraph.wrong_size(self.info, self.path, size)
+        other = None
+        if self.frame_graph == "auto":
+            path = framegraph.find_frame_graph(self.path, size)
+        else:
+            path = self.frame_graph
+        if path:
+            opened = Segmenter(path, frame_graph=None, **self._options)
+            if (opened.info.frame or {}).get("width") is not None and \
+                    opened.net_size == size:
+                log.info("%s frames: frame graph %s (resize, net, class map and overlay in "
+                         "one graph; %s)", framegraph.size_tag(size), path,
+                         opened.filter_mode)
+                other = opened
+            else:
+                opened.close()
+        if other is None and self.frame_graph is not None:      # None: the caller's choice
+            log.info("%s", framegraph.cpu_path_note(self.path, self.net_size, size))
+        self._routes[size] = other
+        return other
+
+    @property
+    def frame_size(self):
+        """(W, H) of the frames this model's graph takes whole (a frame graph), or None."""
+        f = self.info.frame
+        return (f["width"], f["height"]) if f else None
+
     def legend(self, present=None, fractions=None):
         """A legend picture: every class (or the ``present`` ids), with ``fractions`` if
         given (shares by class id)."""
@@ -190,6 +251,10 @@ class Segmenter(object):
                                  fractions=fractions)
 
     def close(self):
+        for other in self._routes.values():
+            if other is not None:
+                other.close()
+        self._routes = {}
         self.backend.close()
 
     def __enter__(self):
