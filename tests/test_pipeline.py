@@ -172,8 +172,8 @@ def test_camera_signal_leaves_a_playablewrite_video(tmp_path, sig, code):
     p = subprocess.Popen([sys.executable, "-m", "jetseg.cli.camera", "--engine", str(model), src,
                           str(out), "--headless", "--input-loop", "-1"], cwd=str(ROOT),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 60
-    while time.time() < deadline and not any(".part" in f for f in os.listdir(str(tmp_path))):
+    deadline = time.time() + 60         # recorded at its own path from the first frame on
+    while time.time() < deadline and not (out.exists() and out.stat().st_size > 0):
         time.sleep(0.05)
     time.sleep(1.0)
     p.send_signal(sig)
