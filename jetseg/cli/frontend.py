@@ -77,17 +77,19 @@ def run_pipeline(pipe, report, prog, args, summary, linger=None):
     signal. Returns the exit code: 0, or 130 after Ctrl-C."""
     main = threading.current_thread() is threading.main_thread()
     stopped = []
-    wake = threading.Event()
+    lingering, done = threading.Event(), threading.Event()
 
     def on_signal(signum, frame):
+        if lingering.is_set():
+            done.set()                      # quitting the lingering page: a normal end
+            return
         if stopped and signum == signal.SIGINT:
             raise KeyboardInterrupt         # a second Ctrl-C: quit now
-        if signum == signal.SIGINT and not wake.is_set():
+        if signum == signal.SIGINT:
             sys.stderr.write("{}: stopping; finishing the outputs (Ctrl-C again to quit "
                              "now)\n".format(prog))
         stopped.append(signum)
         pipe.stop()
-        wake.set()
 
     sigs = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP")
                                               else [])
@@ -97,22 +99,25 @@ def run_pipeline(pipe, report, prog, args, summary, linger=None):
             pipe.run()
         except KeyboardInterrupt:
             stopped.append(signal.SIGINT)
+        code = 130 if signal.SIGINT in stopped else 0
+        if code:
+            sys.stderr.write("{}: interrupted; outputs written so far are complete\n".format(
+                prog))
+        if args.stats or not args.quiet:
+            print(summary(pipe.stats))
+        report.finish()
         if linger is not None and not stopped and main:
             sys.stderr.write("{}: the input ended; http://{}/ shows its last frame until "
                              "Ctrl-C\n".format(prog, linger.address))
-            while not wake.wait(0.5):
+            sys.stdout.flush()
+            lingering.set()
+            while not done.wait(0.5):
                 pass
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
         if linger is not None:
             linger.shutdown()
-    code = 130 if signal.SIGINT in stopped else 0
-    if code:
-        sys.stderr.write("{}: interrupted; outputs written so far are complete\n".format(prog))
-    if args.stats or not args.quiet:
-        print(summary(pipe.stats))
-    report.finish()
     return code
 
 
