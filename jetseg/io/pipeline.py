@@ -172,9 +172,9 @@ class Pipeline(object):
                 t0 = time.time()
                 self._reading_since = t0
                 item = self.source.read()
-                self._reading_since = None
                 if not mine():
                     return                  # left behind while hung: a newer thread reads
+                self._reading_since = None
                 if item is None:
                     if not (self.live and self.reconnect):
                         break

@@ -94,6 +94,7 @@ class _Server(ThreadingMixIn, HTTPServer):
     """At most ``max_clients`` connections: the next ones are closed as they are accepted."""
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 64         # a burst of connects waits for accept(), not a SYN retry
     max_clients = 16
 
     def server_activate(self):
