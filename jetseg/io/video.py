@@ -170,7 +170,7 @@ class AvEncoder(object):
         cc.gop_size = max(1, int(10 * rate))        # keyframes come from encode() below
         opts = {}
         if encoder == "libx264":
-            opts = {"preset": "veryfast", "tune": "zerolatency"}
+            opts = {"preset": "ultrafast", "tune": "zerolatency"}
         elif encoder == "libx265":
             opts = {"preset": "ultrafast", "tune": "zerolatency", "x265-params": "log-level=error"}
         if bitrate_kbps:
