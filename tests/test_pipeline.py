@@ -262,6 +262,21 @@ def test_polling_latest_never_holds_a_file_back(model, tmp_path):
     s.close()
 
 
+def test_polling_that_starts_after_the_queue_filled_still_ends(model, tmp_path):
+    """A consumer that first polls when a file's results already fill the queue: the render
+    thread was waiting on that queue and never noticed the polling (the stream never ended)."""
+    vid = write_video(tmp_path / "in.avi", frames=40)
+    s = jetseg.stream(vid, model)
+    deadline = time.time() + 30
+    while s.stats.frames < 5 and time.time() < deadline:    # 4 queued, the 5th waiting
+        time.sleep(0.02)
+    s.latest()
+    while s.running and time.time() < deadline + 30:
+        time.sleep(0.05)
+    assert not s.running and s.stats.frames == 40 and s.latest().frame_id == 39
+    s.close()
+
+
 def test_example_script_runs_on_a_clip(model, tmp_path):
     vid = write_video(tmp_path / "in.avi", frames=20)
     r = subprocess.run([sys.executable, str(ROOT / "examples" / "stream_latest.py"), "--engine",

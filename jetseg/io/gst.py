@@ -11,6 +11,7 @@ as strings here (tested on any machine); running them needs a Jetson.
 """
 import os
 import subprocess
+import time
 
 from jetseg.errors import JetsegError, log
 
@@ -102,15 +103,18 @@ class GstWriter(object):
             raise JetsegError("GStreamer cannot start this pipeline: {}".format(pipeline),
                               path=what, fix="check it with gst-launch-1.0 (videotestsrc "
                               "instead of appsrc); --output-codec h264 is the safest choice")
-        self.fd = os.open(path, os.O_RDONLY) if path and os.path.exists(path) else None
+        self.fd = None
         self.path = path
+        self.synced = time.time()
 
     def write(self, frame, t=None):
         self.writer.write(frame)
-        return True
+        if self.path and time.time() - self.synced >= 1.0:
+            self.sync()
 
     def sync(self):
-        if self.fd is None and self.path and os.path.exists(self.path):
+        self.synced = time.time()
+        if self.fd is None and os.path.exists(self.path):
             self.fd = os.open(self.path, os.O_RDONLY)
         if self.fd is not None:
             os.fsync(self.fd)

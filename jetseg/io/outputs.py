@@ -59,7 +59,9 @@ class VideoOut(object):
             from jetseg.io import gst
             pipeline = gst.file_pipeline(self.path, self.fmt, self.codec, self.encoder,
                                          self.kbps or video.HW_KBPS, round(self.fps))
-            return gst.GstWriter(pipeline, self.fps, size, path=self.path, what=self.path)
+            writer = gst.GstWriter(pipeline, self.fps, size, path=self.path, what=self.path)
+            video.fsync_dir(self.path)      # filesink made the file: its name is durable too
+            return writer
         return video.OpenCvFile(self.path, self.codec, size, self.fps)
 
     def write(self, name, frame, t=None):
@@ -79,9 +81,6 @@ class VideoOut(object):
         if self.worker.dropped:
             log.warning("%s: %d of %d frames not recorded (the encoder was slower than the "
                         "camera)", self.path, self.worker.dropped, self.frames)
-
-    def abort(self):
-        self.close()
 
 
 class ImageOut(object):

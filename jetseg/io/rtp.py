@@ -14,6 +14,7 @@ from rtph264pay ! udpsink. A keyframe with SPS/PPS every second lets a receiver 
 import errno
 import re
 import socket
+import time
 
 from jetseg.errors import JetsegError, log
 from jetseg.files import write_atomic
@@ -148,7 +149,6 @@ class RtpOut(object):
         return gst.GstWriter(pipeline, self.fps, size, what=self.uri)
 
     def write(self, name, frame, t=None):
-        import time
         t = time.time() if t is None else t
         self.t0 = t if self.t0 is None else self.t0
         if self.size is None:

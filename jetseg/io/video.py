@@ -81,6 +81,20 @@ def check_writable(path):
         raise JetsegError("is a folder", path=path, fix="give a file name such as out.mp4")
 
 
+def fsync_dir(path):
+    """Make a new or renamed file's name durable too (its folder's entry), best effort."""
+    try:
+        fd = os.open(os.path.dirname(os.path.abspath(str(path))), os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def av_encoder(codec):
     """The PyAV encoder name for ``codec``, or None (no PyAV, or a build without it)."""
     try:
@@ -225,6 +239,7 @@ class AvFile(object):
         try:
             open(self.path, "wb").close()           # FFmpeg opens it at the first packet
             self.fd = os.open(self.path, os.O_RDONLY)    # fsync, and notice a deleted file
+            fsync_dir(self.path)
             self.container = av.open(self.path, "w", format=self.fmt, options=opts)
             self.enc = AvEncoder(self.container, encoder, codec, size, fps, bitrate_kbps,
                                  cfr=self.fmt == "avi")
@@ -323,6 +338,7 @@ def remux(path, fmt):
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         publish(tmp, path)
+        fsync_dir(path)
     except Exception as e:
         log.warning("%s: kept as fragmented MP4 (it plays; some tools show no duration): %s",
                     path, getattr(e, "strerror", None) or e)
