@@ -28,8 +28,9 @@ from jetseg.files import publish, temp_path_for
 CODECS = {"h264": "h264", "avc": "h264", "h265": "h265", "hevc": "h265", "mjpeg": "mjpeg",
           "mjpg": "mjpeg"}
 CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".avi": "avi"}
-AV_ENCODERS = {"h264": ("libx264", "libopenh264", "h264"), "h265": ("libx265", "hevc"),
-               "mjpeg": ("mjpeg",)}
+# software encoders only: a generic name may pick a hardware one (h264_nvenc) that fails
+# only when the first frame comes
+AV_ENCODERS = {"h264": ("libx264", "libopenh264"), "h265": ("libx265",), "mjpeg": ("mjpeg",)}
 BACKENDS = ("auto", "gstreamer", "pyav", "opencv")
 KEY_INTERVAL = 1.0          # seconds between keyframes (and fsyncs) at most
 HW_KBPS = 4000              # bitrate when one is needed and not given (jetson-utils' default)
