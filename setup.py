@@ -28,8 +28,10 @@ setup(
     packages=find_packages(include=["jetseg", "jetseg.*", "jetseg_export", "jetseg_export.*"]),
     install_requires=["numpy>=1.13"],
     extras_require={
-        # desktop / CI: OpenCV without GUI (no conflict with a system Qt) and ONNX Runtime
-        "desktop": ["opencv-python-headless>=4.1", "onnxruntime>=1.10"],
+        # desktop / CI: OpenCV without GUI (no conflict with a system Qt), ONNX Runtime, and
+        # PyAV so that recordings are H.264 and survive a crash (see "video")
+        "desktop": ["opencv-python-headless>=4.1", "onnxruntime>=1.10",
+                    "av>=12; python_version >= '3.8'"],
         # making models: PyTorch side, graph tools, INT8 calibration
         # (onnxscript: PyTorch's dynamo exporter, the fallback where TorchScript cannot trace)
         "export": ["torch>=1.13", "torchvision>=0.14", "onnx>=1.12", "onnxruntime>=1.16",
@@ -44,6 +46,10 @@ setup(
                 "timm>=0.9", "transformers>=4.40", "pycocotools>=2.0",
                 'pymavlink>=2.4.47,<2.4.50; python_version < "3.7"',
                 'pymavlink>=2.4.47; python_version >= "3.7"', "pyserial>=3.4"],
+        # H.264/H.265 recording and RTP on a desktop: PyAV's wheels carry FFmpeg with
+        # libx264/libx265. Not on Python 3.6 (JetPack 4.6): a Jetson records through
+        # JetPack's OpenCV with GStreamer's hardware encoders instead.
+        "video": ["av>=12; python_version >= '3.8'"],
     },
     entry_points={"console_scripts": ["jetseg=jetseg.cli:main",
                                       "jetseg-camera=jetseg.cli.camera:main"]},

@@ -29,6 +29,9 @@ def test_bench_prints_every_figure_with_ratios(tmp_path):
         assert lo <= fps <= hi and fps > 0
         assert abs(float(m.group(5)) - 1000.0 / fps) < 0.02 * (1000.0 / fps) + 0.01
     assert float(rows["model only"].group(6)) == 1.0
+    rec = re.search(r"^  pipeline \+ H\.264 file\s+([\d.]+)\s+[\d.]+\.\.[\d.]+\s+[\d.]+\s+"
+                    r"[\d.]+x  ([\d.]+)x the pipeline without", out, re.M)
+    assert rec and float(rec.group(1)) > 0 and float(rec.group(2)) > 0, out
     assert re.search(r"jetseg pipeline is [\d.]+x faster", out)
     assert re.search(r"naive loop \(torch\)\s+(skipped: .+|[\d.]+)", out)
     m = re.search(r"peak RSS ([\d.]+) MB; RSS ([\d.]+) MB after warm-up -> ([\d.]+) MB after "

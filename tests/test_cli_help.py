@@ -92,3 +92,13 @@ def test_export_and_train_suggest_too(argv, line_end):
     r = run_cli(*argv)
     assert r.returncode == 2 and _last_line(r).endswith(line_end), r.stderr
     assert _last_line(r).startswith("jetseg {}: error: unrecognized arguments: ".format(argv[0]))
+
+
+def test_camera_flags_all_have_help_and_typos_get_a_suggestion(capsys):
+    from jetseg.cli.camera import build_parser as camera_parser
+    p = camera_parser()
+    for a in p._actions:
+        assert a.help, "jetseg-camera {}: no help text".format(a.option_strings or a.dest)
+    with pytest.raises(SystemExit):
+        p.parse_args(["--engine", "m.onnx", "--input-widht", "640"])
+    assert "(did you mean --input-width?)" in capsys.readouterr().err

@@ -220,3 +220,15 @@ def test_close_gives_up_on_a_stuck_writer(tmp_path):
     assert e.thread.is_alive() and e.dropped > 0
     os.close(r_fd)
     os.close(w_fd)
+
+
+def test_stale_source_is_said_to_json_receivers(tmp_path):
+    from jetseg.autopilot.emit import EmitSink
+    out = tmp_path / "sig.jsonl"
+    sink = EmitSink(["jsonl:" + str(out)], Signals(["Sky", "Road"]), live=True)
+    sink.on_stale(True)
+    sink.on_stale(False)
+    sink.close()
+    recs = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["stale"] for r in recs] == [True, False]
+    assert all(r["schema"] == SCHEMA for r in recs)

@@ -121,6 +121,62 @@ def test_sink_error_stops_the_loop_and_is_raised(model, tmp_path):
         Pipeline(src, Segmenter(model), [Broken()]).run()
 
 
+def test_a_failing_sink_is_closed_and_the_others_go_on(model, tmp_path):
+    """A recording that fails (disk full) must not stop the signals or the other outputs;
+    its error still ends the run non-zero."""
+    class Broken(Collect):
+        def write(self, res):
+            if res.frame_id == 3:
+                raise JetsegError("disk full", path="out.mp4", fix="free some space")
+            Collect.write(self, res)
+    src = jetseg.io.sources.open_source(write_video(tmp_path / "in.avi", frames=12))
+    broken, good = Broken(), Collect()
+    pipe = Pipeline(src, Segmenter(model), [broken, good])
+    with pytest.raises(JetsegError, match="disk full"):
+        pipe.run()
+    assert broken.closed and broken.ids == [0, 1, 2] and good.ids == list(range(12))
+    assert pipe.failed[0][0] is broken and good.closed
+
+
+class HangingCamera(FakeCamera):
+    """A live source whose read() hangs once (an upstream that stops sending), until the
+    test releases it; the late frame it then returns must not reach the sinks."""
+
+    def __init__(self, frames, hang_after):
+        FakeCamera.__init__(self, frames=frames, interval=0.005)
+        self.hang_after, self.hung, self.abandoned = hang_after, False, 0
+        self.release = threading.Event()
+
+    def read(self):
+        if self.produced == self.hang_after and not self.hung:
+            self.hung = True
+            self.release.wait(30)
+            return "late", rng_frame(64, 48)
+        return FakeCamera.read(self)
+
+    def abandon(self):
+        self.abandoned += 1
+
+
+def test_a_hung_source_is_stale_reported_and_reopened(model, caplog):
+    cam = HangingCamera(frames=40, hang_after=5)
+    names, events = [], []
+
+    class Names(Collect):
+        def write(self, res):
+            names.append(res.name)
+            if res.frame_id >= 20:
+                cam.release.set()          # the hung read returns now, too late
+    pipe = Pipeline(cam, Segmenter(model), [Names()], retry_limit=0, source_timeout=0.5)
+    pipe.on_stale.append(lambda stale: events.append((stale, pipe.stats.stale)))
+    stats = pipe.run()
+    assert events == [(True, True), (False, False)]        # the hook emitters read
+    assert cam.abandoned == 1 and cam.reopened == 1 and stats.reconnects == 1
+    assert "late" not in names and names[:5] == ["cam_{}".format(i) for i in range(5)]
+    assert "cam_39" in names and not stats.stale and stats.as_dict()["stale"] is False
+    assert "results are stale" in caplog.text and "hung" in caplog.text
+
+
 def test_stream_gives_every_file_frame(model, tmp_path):
     vid = write_video(tmp_path / "in.avi", frames=9)
     with jetseg.stream(vid, model) as s:
@@ -172,8 +228,8 @@ def test_camera_signal_leaves_a_playablewrite_video(tmp_path, sig, code):
     p = subprocess.Popen([sys.executable, "-m", "jetseg.cli.camera", "--engine", str(model), src,
                           str(out), "--headless", "--input-loop", "-1"], cwd=str(ROOT),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 60
-    while time.time() < deadline and not any(".part" in f for f in os.listdir(str(tmp_path))):
+    deadline = time.time() + 60         # recorded at its own path from the first frame on
+    while time.time() < deadline and not (out.exists() and out.stat().st_size > 0):
         time.sleep(0.05)
     time.sleep(1.0)
     p.send_signal(sig)
@@ -203,6 +259,21 @@ def test_polling_latest_never_holds_a_file_back(model, tmp_path):
     while s.running and time.time() < deadline:
         time.sleep(0.05)
     assert not s.running and s.latest().frame_id == 39 and s.stats.frames == 40
+    s.close()
+
+
+def test_polling_that_starts_after_the_queue_filled_still_ends(model, tmp_path):
+    """A consumer that first polls when a file's results already fill the queue: the render
+    thread was waiting on that queue and never noticed the polling (the stream never ended)."""
+    vid = write_video(tmp_path / "in.avi", frames=40)
+    s = jetseg.stream(vid, model)
+    deadline = time.time() + 30
+    while s.stats.frames < 5 and time.time() < deadline:    # 4 queued, the 5th waiting
+        time.sleep(0.02)
+    s.latest()
+    while s.running and time.time() < deadline + 30:
+        time.sleep(0.05)
+    assert not s.running and s.stats.frames == 40 and s.latest().frame_id == 39
     s.close()
 
 

@@ -76,6 +76,11 @@ h = autopilot.estimate_horizon(np.vstack([np.zeros((20, 64), np.uint8),
 res["horizon"] = [h.roll_deg, h.pitch]
 with jetseg.stream(frame_path.replace(".npy", ".png"), model) as s:
     res["stream"] = [x.frame_id for x in s]
+# no PyAV, no GStreamer here: OpenCV's own writer, with a warning saying what to install
+assert main(["segment", "--model", model, "--quiet", frame_path.replace(".npy", ".png"),
+             out_dir + "/rec.mp4"]) == 0
+cap = cv2.VideoCapture(out_dir + "/rec.mp4")
+res["recorded"] = int(cap.read()[0])
 json.dump(res, open(out_dir + "/res.json", "w"))
 print("numpy", np.__version__, "cv2", cv2.__version__)
 """
@@ -108,3 +113,4 @@ def test_runtime_on_python36_numpy119(py36, tmp_path):
     assert (np.array(got["plain"]) == here.classes).mean() > 0.999
     assert cv2.imread(str(tmp_path / "seg.png")).shape == (72, 96 + 48, 3)
     assert got["stream"] == [0] and abs(got["horizon"][0]) < 1
+    assert got["recorded"] == 1 and "jetseg[video]" in r.stderr

@@ -298,6 +298,21 @@ class EmitSink(object):
                 line = (json.dumps(rec, separators=(",", ":")) + "\n").encode("utf-8")
             e.send(line)
 
+    def on_stale(self, stale):
+        """The pipeline's stale hook (``Pipeline.on_stale``): the source gave no frame for
+        ``--source-timeout`` (True) or frames are back (False). JSON receivers get a record
+        that says so; MAVLink says it in a STATUSTEXT, and its OBSTACLE_DISTANCE stops, so
+        the autopilot's own 0.5 s timeout drops the old distances."""
+        rec = {"schema": SCHEMA, "time": round(time.time(), 4), "stale": bool(stale),
+               "stale_s": round(getattr(self.stats, "stale_s", 0.0) or 0.0, 2)}
+        line = (json.dumps(rec, separators=(",", ":")) + "\n").encode("utf-8")
+        for e in self.emitters:
+            if hasattr(e, "link"):
+                e.link.send_text("jetseg: camera stale, no distances" if stale else
+                                 "jetseg: camera back")
+            else:
+                e.send(line)
+
     def close(self):
         while self.thread.is_alive():
             try:

@@ -1,4 +1,5 @@
-"""``jetseg bench``: model-only vs full pipeline vs the naive loop, on the same frames.
+"""``jetseg bench``: model-only vs full pipeline (also while recording H.264) vs the naive
+loop, on the same frames.
 
 Figures are medians over repeats with their spread (min..max), printed side by side with
 their ratios; goals are reported, never asserted. Memory: peak RSS, and RSS growth over a
@@ -6,13 +7,15 @@ long pipeline run (``--soak`` frames) measured after a warm-up.
 """
 import os
 import resource
+import shutil
 import sys
+import tempfile
 import time
 
 import numpy as np
 
 from jetseg.errors import JetsegError, log
-from jetseg.io.outputs import picture_for
+from jetseg.io.outputs import FileSink, picture_for
 from jetseg.io.pipeline import Pipeline
 from jetseg.io.sources import Source, open_source
 
@@ -100,6 +103,22 @@ def pipeline_fps(seg, frames, repeats, visualize):
     return _timed(run, repeats)
 
 
+def recording_fps(seg, frames, repeats, visualize):
+    """The pipeline while it records an H.264 file of what it shows (encoder chosen as for
+    jetseg-camera; the file is finished, remux included, inside each timed run)."""
+    d = tempfile.mkdtemp(prefix="jetseg-bench-")
+    try:
+        def run():
+            sinks = [RenderSink(visualize), FileSink(os.path.join(d, "rec.mp4"), visualize,
+                                                     fps=30)]
+            return Pipeline(MemorySource(frames, len(frames)), seg, sinks).run().frames
+        return _timed(run, repeats), None
+    except JetsegError as e:
+        return None, str(e)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def naive_ort(seg, frames, repeats):
     """The loop people write first: per-frame float64 transforms, NCHW numpy argmax,
     a Python loop over classes for the overlay; the model's raw scores from ONNX Runtime."""
@@ -177,6 +196,12 @@ def run_bench(seg, source, frames=60, repeats=5, soak_frames=10000, visualize="o
     p(_row("model only", mo, base, "(baseline)"))
     pl = pipeline_fps(seg, clip, repeats, visualize)
     p(_row("full pipeline", pl, base, "goal >= 0.90x model-only"))
+    rec, why = recording_fps(seg, clip, repeats, visualize)
+    if rec is None:
+        p(_row("pipeline + H.264 file", None, note="skipped: " + why))
+    else:
+        p(_row("pipeline + H.264 file", rec, base, "{:.2f}x the pipeline without "
+               "(goal >= 0.90x)".format(float(np.median(rec)) / float(np.median(pl)))))
     memory = None
     if soak_frames:     # before the torch baseline, whose import would swell the peak RSS
         t0 = time.perf_counter()
@@ -199,7 +224,8 @@ def run_bench(seg, source, frames=60, repeats=5, soak_frames=10000, visualize="o
     if memory:
         p("  memory (jetseg only): peak RSS {:.1f} MB; RSS {:.1f} MB after warm-up -> {:.1f} MB "
           "after {} frames: {:+.2f}% (goal < 1%), {:.0f} s".format(*memory))
-    return {"model_only": mo, "pipeline": pl, "naive_ort": nv, "naive_torch": tv}
+    return {"model_only": mo, "pipeline": pl, "recording": rec, "naive_ort": nv,
+            "naive_torch": tv}
 
 
 def naive_torch(seg, frames, repeats):

@@ -3,38 +3,46 @@
     jetseg-camera --engine engines/camvid.onnx csi://0 display://0
     jetseg-camera --engine engines/camvid.onnx /dev/video0 --serve 127.0.0.1:8080
     jetseg-camera --engine engines/camvid.onnx drive.mp4 out.mp4 --headless --stats
+    jetseg-camera --engine engines/camvid.onnx csi://0 flight.mp4 rtp://192.168.1.20:5600
     jetseg-camera --engine engines/camvid.onnx csi://0 --emit udp://127.0.0.1:14560 --headless
 """
-import argparse
+import os
 import sys
 
 from jetseg.autopilot import RPI_V2_HFOV_DEG
-from jetseg.cli.common import add_model_args, run_guarded, segmenter_from_args
+from jetseg.cli.common import ArgumentParser, add_model_args, run_guarded, segmenter_from_args
 from jetseg.cli.emitargs import add_geometry_args, emit_sink
-from jetseg.cli.frontend import open_pipeline, run_pipeline
+from jetseg.cli.frontend import add_video_args, open_pipeline, run_pipeline
 from jetseg.errors import log
 from jetseg.io.pipeline import Stats
 from jetseg.io.sources import FLIPS, open_source
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="jetseg-camera", description="Segment a live camera, "
+    p = ArgumentParser(prog="jetseg-camera", description="Segment a live camera, "
                                 "stream or video: display, record, serve to a browser.")
     add_model_args(p, primary="--engine")
     p.add_argument("input", nargs="?", default="csi://0",
                    help="csi://0, /dev/video0, rtsp://..., rtp://@:1234, video, images")
-    p.add_argument("output", nargs="*", help="display://0, out.mp4, out_%%05d.jpg "
-                   "(default display://0 unless --headless)")
+    p.add_argument("output", nargs="*", help="display://0, out.mp4 (H.264, playable after a "
+                   "crash), rtp://HOST:5600, rtsp://@:8554/live, out_%%05d.jpg "
+                   "(default display://0 unless --headless or --serve)")
     p.add_argument("--headless", action="store_true", help="no window")
     p.add_argument("--serve", metavar="HOST:PORT",
-                   help="web view (MJPEG + stats); binds where told, e.g. 127.0.0.1:8080")
-    p.add_argument("--input-width", type=int)
-    p.add_argument("--input-height", type=int)
-    p.add_argument("--input-rate", type=float)
-    p.add_argument("--input-flip", choices=FLIPS)
+                   help="web view (MJPEG + stats); binds where told, e.g. 127.0.0.1:8080; "
+                        "no window unless display://0 is given too")
+    p.add_argument("--input-width", type=int,
+                   help="capture width in pixels for cameras (default: the camera's own)")
+    p.add_argument("--input-height", type=int,
+                   help="capture height in pixels for cameras (default: the camera's own)")
+    p.add_argument("--input-rate", type=float,
+                   help="capture frame rate for cameras (default: the camera's own)")
+    p.add_argument("--input-flip", choices=FLIPS, metavar="FLIP",
+                   help="flip or rotate frames as captured: " + ", ".join(FLIPS))
     p.add_argument("--input-loop", type=int, default=0,
                    help="replay files N more times (-1: forever)")
     p.add_argument("--max-frames", type=int, help="stop after N frames")
+    add_video_args(p)
     a = p.add_argument_group("autopilot signals")
     a.add_argument("--emit", action="append", metavar="URI", default=[],
                    help="udp://HOST:PORT or jsonl:FILE: one JSON record a frame; "
@@ -42,13 +50,14 @@ def build_parser():
                         "/dev/ttyTHS1,921600): MAVLink for ArduPilot/PX4 (repeatable)")
     a.add_argument("--sky-classes", help="comma-separated sky class names (default: Sky)")
     a.add_argument("--free-classes", help="comma-separated free-space classes (default: Road)")
-    a.add_argument("--sectors", type=int, default=9, help="free-space sectors")
+    a.add_argument("--sectors", type=int, default=9,
+                   help="free-space sectors across the view (default %(default)s)")
     a.add_argument("--hfov", type=float, default=RPI_V2_HFOV_DEG,
                    help="camera horizontal field of view in degrees (default %(default)s: "
                         "Raspberry Pi camera v2)")
     add_geometry_args(a)
-    p.add_argument("--debug", action="store_true")
-    p.add_argument("--quiet", "-q", action="store_true")
+    p.add_argument("--debug", action="store_true", help="show tracebacks and details")
+    p.add_argument("--quiet", "-q", action="store_true", help="only warnings and errors")
     return p
 
 
@@ -56,18 +65,23 @@ def run(args):
     net = segmenter_from_args(args)
     source = open_source(args.input, args.input_width, args.input_height, args.input_rate,
                          args.input_flip, args.input_loop)
-    outputs = args.output or ([] if args.headless else ["display://0"])
+    outputs = args.output or ([] if args.headless or args.serve else ["display://0"])
     pipe, report = open_pipeline(args, net, source, outputs, max_frames=args.max_frames)
-    if args.serve:
+    view = None
+    if args.serve:              # a file input: the page stays up on its last frame
         from jetseg.io.web import WebView
-        pipe.sinks.append(WebView(args.serve, net, args.visualize, title=args.model,
-                                  stats=pipe.stats))
+        view = WebView(args.serve, net, args.visualize, title=os.path.basename(args.model),
+                       stats=pipe.stats, linger=not source.live)
+        pipe.sinks.append(view)
     if args.emit:
-        pipe.sinks.append(emit_sink(args, net, source, pipe.stats))
+        emitter = emit_sink(args, net, source, pipe.stats)
+        pipe.sinks.append(emitter)
+        pipe.on_stale.append(emitter.on_stale)     # receivers learn the data went stale
     log.info("%r", net)
     log.info("%s -> %s", args.input, ", ".join(outputs + (["web " + args.serve]
                                                            if args.serve else [])) or "nothing")
-    return run_pipeline(pipe, report, "jetseg-camera", args, summary=Stats.summary)
+    return run_pipeline(pipe, report, "jetseg-camera", args, summary=Stats.summary,
+                        linger=view if view is not None and view.linger else None)
 
 
 def main(argv=None):

@@ -1,10 +1,12 @@
 """What ``jetseg segment`` and ``jetseg-camera`` share around the one Pipeline: outputs by URI,
-the ``--stats`` and ``--legend`` report, and how a run ends (SIGTERM stops it cleanly, Ctrl-C
-too with exit code 130; every output is finished either way).
+the video flags, the ``--stats`` and ``--legend`` report, and how a run ends: SIGTERM and
+SIGHUP (an SSH session dropping) stop it cleanly, Ctrl-C too with exit code 130 (a second
+Ctrl-C quits at once); every output is finished either way.
 
     pipe, report = open_pipeline(args, net, source, ["out.mp4"])
     return run_pipeline(pipe, report, "jetseg", args, summary=Stats.brief)
 """
+import os
 import signal
 import sys
 import threading
@@ -19,6 +21,26 @@ from jetseg.io.outputs import open_sink
 from jetseg.io.pipeline import Pipeline
 
 
+def add_video_args(p):
+    """The flags of video outputs (files, rtp://, rtsp://), as jetson-utils' videoOutput."""
+    g = p.add_argument_group("video out")
+    g.add_argument("--output-codec", default="h264", metavar="CODEC",
+                   help="h264 (default), h265 or mjpeg, for video files and streams")
+    g.add_argument("--bitrate", type=int, metavar="KBITS",
+                   help="video bitrate in kbit/s (default: constant quality for files, 4000 "
+                        "for streams and hardware encoders)")
+    g.add_argument("--source-timeout", type=float, default=5.0, metavar="SECONDS",
+                   help="a live source that gives no frame this long is reported, marked "
+                        "stale and reopened (default %(default)s; 0: never)")
+
+
+def _same_file(a, b):
+    try:
+        return os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def open_pipeline(args, net, source, outputs, max_frames=None):
     """A Pipeline of ``net`` over ``source``, a sink per output URI, and the run's Report.
 
@@ -27,34 +49,75 @@ def open_pipeline(args, net, source, outputs, max_frames=None):
     if args.visualize == "classes" and len(net.classes) > 256:
         raise JetsegError("class-id PNGs are 8-bit and the model has {} classes".format(
             len(net.classes)), fix="use --visualize overlay")
-    pipe = Pipeline(source, net, max_frames=max_frames)
+    timeout = getattr(args, "source_timeout", 5.0)
+    pipe = Pipeline(source, net, max_frames=max_frames, source_timeout=timeout or None)
     for uri in outputs:
-        pipe.sinks.append(open_sink(uri, args.visualize, fps=source.fps, on_quit=pipe.stop,
-                                    many=not source.single))
+        if _same_file(uri, getattr(source, "uri", "")):
+            raise JetsegError("the output is the input file", path=uri,
+                              fix="write the result to another name")
+        try:
+            pipe.sinks.append(open_sink(uri, args.visualize, fps=source.fps, on_quit=pipe.stop,
+                                        many=not source.single, live=source.live,
+                                        codec=getattr(args, "output_codec", None),
+                                        bitrate=getattr(args, "bitrate", None)))
+        except BaseException:
+            for sink in pipe.sinks:     # those already open stop their threads
+                sink.close()
+            raise
     report = Report(net, pipe.stats, live=source.live, per_frame=args.stats, legend=args.legend)
     if report.active:
         pipe.on_result.append(report)
     return pipe, report
 
 
-def run_pipeline(pipe, report, prog, args, summary):
-    """Run to the end of the source (or ``stop()``, SIGTERM, q in a window, Ctrl-C), then
-    print ``summary(stats)`` (unless --quiet without --stats) and finish the report.
-    Returns the exit code: 0, or 130 after Ctrl-C."""
+def run_pipeline(pipe, report, prog, args, summary, linger=None):
+    """Run to the end of the source (or ``stop()``, SIGTERM, SIGHUP, q in a window, Ctrl-C),
+    then print ``summary(stats)`` (unless --quiet without --stats) and finish the report.
+    ``linger``: a web view that keeps showing the last frame after the input ends, until a
+    signal. Returns the exit code: 0, or 130 after Ctrl-C."""
     main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, lambda *a: pipe.stop()) if main else None
-    code = 0
+    stopped = []
+    lingering, done = threading.Event(), threading.Event()
+
+    def on_signal(signum, frame):
+        if lingering.is_set():
+            done.set()                      # quitting the lingering page: a normal end
+            return
+        if stopped and signum == signal.SIGINT:
+            raise KeyboardInterrupt         # a second Ctrl-C: quit now
+        if signum == signal.SIGINT:
+            sys.stderr.write("{}: stopping; finishing the outputs (Ctrl-C again to quit "
+                             "now)\n".format(prog))
+        stopped.append(signum)
+        pipe.stop()
+
+    sigs = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP")
+                                              else [])
+    previous = dict((s, signal.signal(s, on_signal)) for s in sigs) if main else {}
     try:
-        pipe.run()
-    except KeyboardInterrupt:
-        sys.stderr.write("{}: interrupted; outputs written so far are complete\n".format(prog))
-        code = 130
+        try:
+            pipe.run()
+        except KeyboardInterrupt:
+            stopped.append(signal.SIGINT)
+        code = 130 if signal.SIGINT in stopped else 0
+        if code:
+            sys.stderr.write("{}: interrupted; outputs written so far are complete\n".format(
+                prog))
+        if args.stats or not args.quiet:
+            print(summary(pipe.stats))
+        report.finish()
+        if linger is not None and not stopped and main:
+            sys.stderr.write("{}: the input ended; http://{}/ shows its last frame until "
+                             "Ctrl-C\n".format(prog, linger.address))
+            sys.stdout.flush()
+            lingering.set()
+            while not done.wait(0.5):
+                pass
     finally:
-        if main:
-            signal.signal(signal.SIGTERM, previous)
-    if args.stats or not args.quiet:
-        print(summary(pipe.stats))
-    report.finish()
+        for s, h in previous.items():
+            signal.signal(s, h)
+        if linger is not None:
+            linger.shutdown()
     return code
 
 

@@ -1,70 +1,86 @@
-"""Where results go: ``display://0``, video files, image files, folders and ``%d`` patterns
-(the web view, ``--serve``, is jetseg.io.web; sources are jetseg.io.sources).
+"""Where results go: ``display://0``, video files, ``rtp://HOST:PORT``, ``rtsp://@:8554/name``,
+image files, folders and ``%d`` patterns (the web view, ``--serve``, is jetseg.io.web; sources
+are jetseg.io.sources).
 
 A sink has ``write(result)`` and ``close()``; ``open_sink(uri)`` picks one. File sinks write
 through ``open_output``: images are encoded in memory and renamed into place; a video is
-written under a hidden temporary name and renamed when finished, also after Ctrl-C, so what
-is there is always playable.
+recorded at its own path from the first frame on, so that what is there plays after a hard
+kill too (jetseg.io.video), and is finished by ``close()``, also after Ctrl-C or SIGTERM.
 """
 import os
 
 from jetseg.errors import JetsegError, log, need_cv2
-from jetseg.files import is_image_path, is_video_path, publish, temp_path_for, write_image
+from jetseg.files import is_image_path, is_video_path, write_image
+from jetseg.io import video
+from jetseg.io.worker import Worker
 
 
 class VideoOut(object):
-    """A video file written under a temporary name, renamed into place by ``close()``."""
+    """A video file recorded at ``path`` (see jetseg.io.video). Encoding, fsync and the final
+    remux run in a thread of their own: a file source waits for it (no frame lost), a live
+    one drops its oldest frames rather than fall behind.
 
-    FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
+    codec    h264 (default), h265 or mjpeg
+    bitrate  kbit/s (None: the encoder's quality default; 4000 for hardware encoders)
+    live     timestamps from capture times (``t`` in ``write``) instead of frame counts
+    backend  auto, pyav, gstreamer or opencv (see jetseg.io.video)
+    """
 
-    def __init__(self, path, fps=30.0):
+    timed = True                # write(name, frame, t): t is the capture time
+
+    def __init__(self, path, fps=30.0, codec="h264", bitrate=None, live=False, backend="auto"):
         self.path = str(path)
         self.fps = float(fps or 30.0)
-        self.writer = None
-        self.tmp = None
+        self.fmt = video.container_for(self.path)
+        self.codec = video.check_codec(codec, self.path)
+        self.kbps = video.check_bitrate(bitrate, self.path)
+        if self.codec == "h265" and self.fmt == "avi":
+            raise JetsegError("AVI cannot hold H.265", path=self.path,
+                              fix="record H.265 into .mp4 or .mkv")
+        self.backend, self.encoder = video.choose_backend(self.codec, self.path,
+                                                          backend=backend)
+        if self.backend == "opencv":
+            log.warning("%s: recording with OpenCV's own writer: not %s, and a hard kill loses "
+                        "the file (fix: %s)", self.path, self.codec.upper(), video.INSTALL_PYAV)
+        video.check_writable(self.path)     # an unwritable folder fails now, not mid-run
+        self.live = live
         self.size = None
         self.frames = 0
-        ext = os.path.splitext(self.path)[1].lower()
-        if ext not in self.FOURCC:
-            raise JetsegError("cannot write video type {!r}".format(ext), path=self.path,
-                              fix="use .mp4 or .avi")
-        self.fourcc = self.FOURCC[ext]
+        self.t0 = None
+        self.worker = Worker(self._open, self.path, lossless=not live)
+        log.debug("%s: %s with %s (%s)", self.path, self.codec, self.backend, self.encoder)
 
-    def write(self, name, frame):
-        cv2 = need_cv2("writing video")
-        if self.writer is None:
+    def _open(self, frame):
+        """The writer, made on the first frame (in the worker's thread)."""
+        size = (frame.shape[1], frame.shape[0])
+        if self.backend == "pyav":
+            return video.AvFile(self.path, self.encoder, self.codec, size, self.fps, self.kbps)
+        if self.backend == "gstreamer":
+            from jetseg.io import gst
+            pipeline = gst.file_pipeline(self.path, self.fmt, self.codec, self.encoder,
+                                         self.kbps or video.HW_KBPS, round(self.fps))
+            writer = gst.GstWriter(pipeline, self.fps, size, path=self.path, what=self.path)
+            video.fsync_dir(self.path)      # filesink made the file: its name is durable too
+            return writer
+        return video.OpenCvFile(self.path, self.codec, size, self.fps)
+
+    def write(self, name, frame, t=None):
+        if self.size is None:
             self.size = (frame.shape[1], frame.shape[0])
-            self.tmp = temp_path_for(self.path)
-            self.writer = cv2.VideoWriter(self.tmp, cv2.VideoWriter_fourcc(*self.fourcc),
-                                          self.fps, self.size)
-            if not self.writer.isOpened():
-                self.writer = None
-                os.unlink(self.tmp)
-                raise JetsegError("OpenCV cannot write {} video".format(self.fourcc),
-                                  path=self.path, fix="try .avi (MJPG), or write images with "
-                                                      "an out_%05d.jpg pattern")
-        if (frame.shape[1], frame.shape[0]) != self.size:
-            frame = cv2.resize(frame, self.size, interpolation=cv2.INTER_AREA)
-        self.writer.write(frame)
+        if self.live and t is not None:
+            self.t0 = t if self.t0 is None else self.t0
+            media_t = t - self.t0
+        else:
+            media_t = self.frames / self.fps
+        self.worker.put(video.fit_frame(frame, self.size), media_t)
         self.frames += 1
 
     def close(self):
-        """Finish the file and move it into place (keeps what was written so far)."""
-        if self.writer is None:
-            return
-        self.writer.release()
-        self.writer = None
-        if self.frames:
-            publish(self.tmp, self.path)
-        else:
-            os.unlink(self.tmp)
-
-    def abort(self):
-        if self.writer is not None:
-            self.writer.release()
-            self.writer = None
-        if self.tmp and os.path.exists(self.tmp):
-            os.unlink(self.tmp)
+        """Finish the file (it stays playable whatever happened); raises a write error."""
+        self.worker.close()
+        if self.worker.dropped:
+            log.warning("%s: %d of %d frames not recorded (the encoder was slower than the "
+                        "camera)", self.path, self.worker.dropped, self.frames)
 
 
 class ImageOut(object):
@@ -120,7 +136,7 @@ class ImageOut(object):
         pass
 
 
-def open_output(path, many, fps=None, classes=False):
+def open_output(path, many, fps=None, classes=False, live=False, codec=None, bitrate=None):
     """A video, or images (a file, a folder, a %d pattern); class maps only as PNG images."""
     if path is None:
         return None
@@ -128,7 +144,7 @@ def open_output(path, many, fps=None, classes=False):
         if classes:
             raise JetsegError("class maps cannot go into a video (lossy)", path=path,
                               fix="write class maps to a folder or a class_%05d.png pattern")
-        return VideoOut(path, fps)
+        return VideoOut(path, fps, codec=codec, bitrate=bitrate, live=live)
     return ImageOut(path, many, force_ext=".png" if classes else None)
 
 
@@ -140,22 +156,39 @@ def picture_for(res, visualize):
     return res.visualize(visualize)
 
 
-class FileSink(object):
-    """A video file, an image, a folder or a %d pattern (written atomically)."""
+class OutputSink(object):
+    """A sink over an output with ``write(name, picture)`` (images) or
+    ``write(name, picture, t)`` (videos and streams: ``t`` is the capture time)."""
 
-    def __init__(self, path, visualize="overlay", fps=None, many=True):
-        self.path = path
+    def __init__(self, out, visualize="overlay", label=""):
+        self.out = out
         self.visualize = visualize
-        self.out = open_output(path, many, fps=fps, classes=visualize == "classes")
+        self.label = label
+        self.timed = getattr(out, "timed", False)
 
     def write(self, res):
-        self.out.write(getattr(res, "name", "frame") or "frame", picture_for(res, self.visualize))
+        name = getattr(res, "name", "frame") or "frame"
+        if self.timed:
+            self.out.write(name, picture_for(res, self.visualize), res.captured_at)
+        else:
+            self.out.write(name, picture_for(res, self.visualize))
 
     def close(self):
         self.out.close()
 
     def __repr__(self):
-        return "FileSink({})".format(self.path)
+        return "{}({})".format(type(self).__name__, self.label)
+
+
+class FileSink(OutputSink):
+    """A video file, an image, a folder or a %d pattern (written atomically)."""
+
+    def __init__(self, path, visualize="overlay", fps=None, many=True, live=False, codec=None,
+                 bitrate=None):
+        self.path = path
+        OutputSink.__init__(self, open_output(path, many, fps=fps, classes=visualize == "classes",
+                                              live=live, codec=codec, bitrate=bitrate),
+                            visualize, path)
 
 
 class DisplaySink(object):
@@ -169,7 +202,8 @@ class DisplaySink(object):
         if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY") and \
                 os.name != "nt":
             raise JetsegError("no display here (DISPLAY is not set)", path=uri,
-                              fix="run with --headless and an output file or --serve")
+                              fix="give an output instead of a window: out.mp4, "
+                                  "rtp://HOST:5600, or --serve 127.0.0.1:8080 for a browser")
 
     def write(self, res):
         try:
@@ -189,14 +223,23 @@ class DisplaySink(object):
             pass
 
 
-def open_sink(uri, visualize="overlay", fps=None, on_quit=None, many=True):
-    """A sink for ``uri``: ``display://N`` or a file output (see ``open_output``).
-    ``many=False``: the source gives one frame, so a plain image file may take it."""
+def open_sink(uri, visualize="overlay", fps=None, on_quit=None, many=True, live=False,
+              codec=None, bitrate=None):
+    """A sink for ``uri``: ``display://N``, ``rtp://HOST:PORT``, ``rtsp://@:PORT/NAME`` or a
+    file output (see ``open_output``). ``many=False``: the source gives one frame, so a plain
+    image file may take it. ``live``, ``codec`` (h264, h265, mjpeg), ``bitrate`` (kbit/s):
+    for video outputs."""
     uri = str(uri)
     if uri.startswith("display://"):
         return DisplaySink(uri, visualize, on_quit=on_quit)
-    if uri.startswith(("rtp://", "rtsp://", "webrtc://")):
-        raise JetsegError("streaming out over {} is not supported".format(uri.split(":")[0]),
-                          path=uri, fix="use --serve 0.0.0.0:8080 for a browser view")
-    return FileSink(uri, visualize, fps=fps, many=many)
-
+    if uri.startswith(("rtp://", "rtsp://")):
+        from jetseg.io.rtp import open_network
+        if visualize == "classes":
+            raise JetsegError("class maps cannot be streamed (lossy video)", path=uri,
+                              fix="use --visualize overlay or mask")
+        return OutputSink(open_network(uri, fps=fps, codec=codec, bitrate=bitrate), visualize,
+                          uri)
+    if uri.startswith("webrtc://"):
+        raise JetsegError("streaming out over webrtc is not supported", path=uri,
+                          fix="use rtp://HOST:5600, or --serve 0.0.0.0:8080 for a browser view")
+    return FileSink(uri, visualize, fps=fps, many=many, live=live, codec=codec, bitrate=bitrate)

@@ -6,8 +6,13 @@
 
 Queues are bounded. A live source drops the oldest frame when inference falls behind
 (latency first); files lose none (every input frame gives an output frame). A live source
-that disappears is reopened with backoff. ``stop()`` (Ctrl-C, SIGTERM) ends the loop and
-every sink is closed, so a video being written stays playable.
+that disappears is reopened with backoff; one that gives no frame for ``source_timeout``
+seconds (a hung stream) is reported, ``stats.stale`` turns True (``on_stale`` hooks are
+called with True, and with False when frames come again) and it is reopened. A sink that
+fails is reported at once and closed (a recording keeps what it has); the others go on
+and ``run()`` raises its error at the end (at once when no sink is left). ``stop()``
+(Ctrl-C, SIGTERM, SIGHUP) ends the loop and every sink is closed, so a video being written
+stays playable.
 """
 import threading
 import time
@@ -49,6 +54,13 @@ class Stats(object):
         self.reconnects = 0
         self.start = time.time()
         self.end = None
+        self.last_frame_at = None   # when the source last gave a frame
+        self.stale = False          # a live source gave none for source_timeout seconds
+
+    @property
+    def stale_s(self):
+        """Seconds since the source's last frame (since the start before the first)."""
+        return time.time() - (self.last_frame_at or self.start)
 
     def add(self, stage, ms):
         self.stages[stage].add(ms)
@@ -84,7 +96,7 @@ class Stats(object):
 
     def as_dict(self):
         out = {"frames": self.frames, "fps": round(self.fps, 2), "dropped": self.dropped,
-               "elapsed_s": round(self.elapsed, 3)}
+               "elapsed_s": round(self.elapsed, 3), "stale": self.stale}
         for s in self.STAGES:
             r = self.stages[s]
             if r.count:
@@ -111,41 +123,58 @@ def _put_latest(q, item):
 class Pipeline(object):
     """Run ``segmenter`` over ``source`` into ``sinks``; see the module doc.
 
-    sinks        objects with ``write(result)`` and ``close()`` (see jetseg.io.outputs)
-    on_result    callables ``f(result)`` run in the render thread for every result
-    reconnect    reopen a live source that stops giving frames (backoff 0.5 s .. 8 s)
-    max_frames   stop after this many frames (None: until the source ends or stop())
+    sinks           objects with ``write(result)`` and ``close()`` (see jetseg.io.outputs)
+    on_result       callables ``f(result)`` run in the render thread for every result
+    on_stale        callables ``f(stale)`` run when a live source goes quiet (True) or gives
+                    frames again (False); from the loop's threads, so keep them short
+    reconnect       reopen a live source that stops giving frames (backoff 0.5 s .. 8 s)
+    source_timeout  seconds without a frame before a live source is stale and reopened
+                    (None: never)
+    max_frames      stop after this many frames (None: until the source ends or stop())
     """
 
     def __init__(self, source, segmenter, sinks=(), on_result=(), queue_size=2,
-                 reconnect=True, max_frames=None, retry_limit=None):
+                 reconnect=True, max_frames=None, retry_limit=None, source_timeout=5.0):
         self.source = source
         self.segmenter = segmenter
         self.sinks = list(sinks)
         self.on_result = list(on_result)
+        self.on_stale = []
         self.live = bool(getattr(source, "live", False))
         self.in_q = queue.Queue(maxsize=queue_size)
         self.out_q = queue.Queue(maxsize=queue_size)
         self.reconnect = reconnect
         self.retry_limit = retry_limit
+        self.source_timeout = source_timeout
         self.max_frames = max_frames
         self.stats = Stats()
         self.stopping = threading.Event()
         self.error = None
+        self.failed = []            # (sink, error) of sinks that failed and were closed
         self._threads = []
+        self._gen = 0               # capture thread generation: a hung one is left behind
+        self._next_id = 0
+        self._reading_since = None
+        self._restarted = 0.0
 
     def stop(self):
         self.stopping.set()
 
     # ---- threads ---------------------------------------------------------------------
-    def _capture(self):
-        frame_id = 0
+    def _capture(self, gen, reopen_first=False):
         backoff = 0.5
         failures = 0
+        mine = lambda: gen == self._gen
         try:
-            while not self.stopping.is_set():
+            if reopen_first and not self._reopen(0.0):
+                failures = 1
+            while not self.stopping.is_set() and mine():
                 t0 = time.time()
+                self._reading_since = t0
                 item = self.source.read()
+                if not mine():
+                    return                  # left behind while hung: a newer thread reads
+                self._reading_since = None
                 if item is None:
                     if not (self.live and self.reconnect):
                         break
@@ -153,22 +182,19 @@ class Pipeline(object):
                     if self.retry_limit is not None and failures > self.retry_limit:
                         log.warning("%s: gave up after %d tries", self.source.uri, failures - 1)
                         break
-                    log.warning("%s: no frames; reopening in %.1fs", self.source.uri, backoff)
-                    if self.stopping.wait(backoff):
+                    if not self._reopen(backoff):
                         break
                     backoff = min(8.0, backoff * 2)
-                    try:
-                        self.source.reopen()
-                        self.stats.reconnects += 1
-                        log.warning("%s: reopened", self.source.uri)
-                    except JetsegError as e:
-                        log.warning("%s", e)
                     continue
                 backoff, failures = 0.5, 0
                 name, frame = item
-                self.stats.add("capture", 1000.0 * (time.time() - t0))
-                packet = (frame_id, name, frame, time.time())
-                frame_id += 1
+                now = time.time()
+                self.stats.add("capture", 1000.0 * (now - t0))
+                self.stats.last_frame_at = now
+                if self.stats.stale:
+                    self._set_stale(False)
+                packet = (self._next_id, name, frame, now)
+                self._next_id += 1
                 if self.live:
                     if _put_latest(self.in_q, packet):
                         self.stats.dropped += 1
@@ -179,12 +205,63 @@ class Pipeline(object):
                             break
                         except queue.Full:
                             pass
-                if self.max_frames is not None and frame_id >= self.max_frames:
+                if self.max_frames is not None and self._next_id >= self.max_frames:
                     break
         except BaseException as e:      # hand it to the caller's thread
-            self.error = e
+            if mine():
+                self.error = e
         finally:
-            self._put_end(self.in_q)
+            if mine():
+                self._put_end(self.in_q)
+
+    def _reopen(self, wait):
+        """Reopen the source after ``wait`` seconds; False when stopping."""
+        if wait:
+            log.warning("%s: no frames; reopening in %.1fs", self.source.uri, wait)
+        if self.stopping.wait(wait):
+            return False
+        try:
+            self.source.reopen()
+            self.stats.reconnects += 1
+            log.warning("%s: reopened", self.source.uri)
+        except JetsegError as e:
+            log.warning("%s", e)
+        return True
+
+    def _set_stale(self, stale):
+        self.stats.stale = stale
+        if stale:
+            log.warning("%s: no frame for %.1f s: results are stale; reopening it",
+                        self.source.uri, self.stats.stale_s)
+        else:
+            log.warning("%s: frames again", self.source.uri)
+        for f in self.on_stale:
+            try:
+                f(stale)
+            except Exception as e:
+                log.warning("on_stale hook failed: %s", e)
+
+    def _watch(self):
+        """A live source quiet for source_timeout: stale; a read() hung that long: leave its
+        thread behind and read from a freshly opened source in a new one."""
+        if not (self.live and self.source_timeout) or self.stopping.is_set():
+            return
+        now = time.time()
+        if not self.stats.stale and self.stats.stale_s >= self.source_timeout:
+            self._set_stale(True)
+        since = self._reading_since
+        if since is not None and now - since >= self.source_timeout and \
+                now - self._restarted >= self.source_timeout and self.reconnect:
+            log.warning("%s: read() hung for %.1f s; reopening", self.source.uri, now - since)
+            self._restarted = now
+            self._gen += 1
+            self._reading_since = None
+            getattr(self.source, "abandon", lambda: None)()
+            cap = threading.Thread(target=self._capture, args=(self._gen, True),
+                                   name="jetseg-capture")
+            cap.daemon = True
+            cap.start()
+            self._threads[0] = cap
 
     def _put_end(self, q):
         while True:
@@ -196,6 +273,26 @@ class Pipeline(object):
                     _put_latest(q, _END)
                     return
 
+    def _write_sinks(self, res):
+        for sink in list(self.sinks):
+            try:
+                sink.write(res)
+            except Exception as e:
+                self._sink_failed(sink, e)
+
+    def _sink_failed(self, sink, e):
+        """Close a failed sink (what it wrote stays); raise when no sink is left."""
+        self.sinks.remove(sink)
+        self.failed.append((sink, e))
+        try:
+            sink.close()
+        except Exception as e2:
+            log.debug("closing %s after its error: %s", sink, e2)
+        if not self.sinks:
+            raise e
+        log.error("%s; the other outputs go on", e)
+        self.error = self.error or e
+
     def _render(self):
         try:
             while True:
@@ -203,8 +300,7 @@ class Pipeline(object):
                 if res is _END:
                     break
                 t0 = time.time()
-                for sink in self.sinks:
-                    sink.write(res)
+                self._write_sinks(res)
                 now = time.time()
                 self.stats.add("render", 1000.0 * (now - t0))
                 res.latency_ms = 1000.0 * (now - res.captured_at)
@@ -221,7 +317,7 @@ class Pipeline(object):
     # ---- the loop --------------------------------------------------------------------
     def run(self):
         """Run until the source ends, ``max_frames`` or ``stop()``; returns the Stats."""
-        cap = threading.Thread(target=self._capture, name="jetseg-capture")
+        cap = threading.Thread(target=self._capture, args=(0,), name="jetseg-capture")
         ren = threading.Thread(target=self._render, name="jetseg-render")
         cap.daemon = ren.daemon = True
         cap.start()
@@ -230,10 +326,11 @@ class Pipeline(object):
         finished = False
         try:
             while True:
+                self._watch()
                 try:
                     packet = self.in_q.get(timeout=0.1)
                 except queue.Empty:
-                    if self.stopping.is_set() and not cap.is_alive():
+                    if self.stopping.is_set() and not self._threads[0].is_alive():
                         break
                     continue
                 if packet is _END:
@@ -263,13 +360,14 @@ class Pipeline(object):
                 self.stopping.set()         # stop() or an error: the capture thread ends too
             self._put_end(self.out_q)
             ren.join()
-            cap.join(timeout=5.0)
+            self._threads[0].join(timeout=5.0)
             self.stats.end = time.time()
             for sink in self.sinks:
                 try:
                     sink.close()
                 except Exception as e:       # closing one sink must not lose the others
-                    log.warning("closing %s failed: %s", sink, e)
+                    self.failed.append((sink, e))
+                    self.error = self.error or e
             self.source.close()
         if self.error is not None:
             raise self.error

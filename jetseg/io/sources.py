@@ -89,6 +89,10 @@ class Source(object):
     def reopen(self):
         raise JetsegError("{} cannot be reopened".format(self.uri), fix="restart")
 
+    def abandon(self):
+        """Forget the handle a hung ``read()`` holds (its thread is left behind and frees it
+        if it ever returns); the next ``reopen()`` makes a fresh one."""
+
     def close(self):
         pass
 
@@ -190,7 +194,10 @@ class CaptureSource(Source):
 
     def read(self):
         while True:
-            ok, frame = self.cap.read() if self.cap is not None else (False, None)
+            cap = self.cap
+            ok, frame = cap.read() if cap is not None else (False, None)
+            if cap is not self.cap:
+                return None             # abandoned while this read hung
             if ok and frame is not None:
                 name = "{}_{:05d}".format(self.stem, self.index)
                 self.index += 1
@@ -214,6 +221,9 @@ class CaptureSource(Source):
     def reopen(self):
         self.close()
         self._open()
+
+    def abandon(self):
+        self.cap = None
 
     def close(self):
         if self.cap is not None:

@@ -46,6 +46,9 @@ class Stream(object):
             _put_latest(self._q, res)
         else:
             while not self.pipeline.stopping.is_set():
+                if self._polling:           # began polling while we waited: never block
+                    _put_latest(self._q, res)
+                    return
                 try:
                     self._q.put(res, timeout=0.1)
                     return
