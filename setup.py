@@ -30,6 +30,8 @@ setup(
     extras_require={
         # desktop / CI: OpenCV without GUI (no conflict with a system Qt) and ONNX Runtime
         "desktop": ["opencv-python-headless>=4.1", "onnxruntime>=1.10"],
+        # x86 boards and desktops: OpenVINO, the faster CPU engine (--backend auto picks it)
+        "openvino": ["openvino>=2023.1"],
         # making models: PyTorch side, graph tools, INT8 calibration
         "export": ["torch>=1.13", "torchvision>=0.14", "onnx>=1.12", "onnxruntime>=1.16",
                    "opencv-python-headless>=4.1"],

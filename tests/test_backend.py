@@ -39,7 +39,10 @@ def test_engine_files_need_tensorrt_installed(tmp_path):
     with pytest.raises(JetsegError, match="TensorRT"):
         open_backend(str(p))
     with pytest.raises(JetsegError, match="unknown backend"):
-        open_backend(str(p), "openvino")
+        open_backend(str(p), "tflite")
+    for other in ("onnxruntime", "openvino"):
+        with pytest.raises(JetsegError, match="engine file runs on TensorRT only, not " + other):
+            open_backend(str(p), other)
 
 
 def test_feeds_checked_once_for_every_backend(tiny):
@@ -86,7 +89,7 @@ def test_onnxruntime_errors_keep_their_own_message(tmp_path):
 def test_backend_options_are_explicit(tiny, caplog):
     from jetseg.backends import BACKEND_NAMES
     _, path = tiny
-    assert BACKEND_NAMES == ("auto", "onnxruntime", "tensorrt")
+    assert BACKEND_NAMES == ("auto", "onnxruntime", "openvino", "tensorrt")
     with pytest.raises(JetsegError, match="unknown backend option.*thread.*threads"):
         open_backend(path, "onnxruntime", thread=2)
     from jetseg.backends.onnxruntime import OrtBackend
