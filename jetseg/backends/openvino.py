@@ -88,7 +88,12 @@ class OvBackend(Backend):
             raise JetsegError("OpenVINO precision {!r} is not known".format(precision),
                               fix="use one of: " + ", ".join(sorted(PRECISIONS)))
         self.path = path
-        self.metadata = read_onnx_metadata(path)
+        try:
+            self.metadata = read_onnx_metadata(path)      # also proves the file is whole
+        except JetsegError as e:
+            raise JetsegError("cannot load model: " + e.message, path=path,
+                              fix="the file is truncated, corrupt or not ONNX: copy or export "
+                                  "it again (jetseg export)")
         self.core = ov.Core()
         self.config = {"PERFORMANCE_HINT": "LATENCY"}
         if threads:
