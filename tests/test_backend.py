@@ -101,3 +101,62 @@ def test_backend_options_are_explicit(tiny, caplog):
     with caplog.at_level(logging.WARNING, logger="jetseg"):
         open_backend(path, "onnxruntime", providers="cpu", precision="fp16")
     assert "precision='fp16' does not apply to onnxruntime" in caplog.text
+
+
+def _composed(tmp_path):
+    import onnx
+    from jetseg_export.compose import compose
+    from tests.helpers.common import COLORS5, NAMES5
+    from tests.helpers.tinymodels import TinyNet
+    path = str(tmp_path / "full.onnx")
+    onnx.save(compose(TinyNet(width=64, height=48, seed=2).onnx(), NAMES5, COLORS5,
+                      scores=True), path)
+    return path
+
+
+def test_pruned_graph_keeps_only_what_the_kept_outputs_need(tmp_path):
+    """ONNX Runtime runs every node of a graph, also those no fetched output needs: the
+    pruned copy (raw protobuf, no onnx package) drops the other outputs and their nodes."""
+    import onnx
+    from jetseg.backends.onnx_proto import prune_outputs, read_onnx_metadata
+    path = _composed(tmp_path)
+    full = onnx.load(path)
+    small = onnx.load_from_string(prune_outputs(path, ["classes"]))
+    onnx.checker.check_model(small)
+    assert [o.name for o in small.graph.output] == ["classes"]
+    ops = [n.op_type for n in small.graph.node]
+    assert "Round" in [n.op_type for n in full.graph.node] and "Round" not in ops  # overlay
+    assert len(ops) < len(full.graph.node) and "ArgMax" in ops
+    assert read_onnx_metadata(prune_outputs(path, ["classes"])) == read_onnx_metadata(path)
+    assert prune_outputs(path, [o.name for o in full.graph.output]) is None   # nothing to drop
+    from onnx import TensorProto, helper
+    branch = helper.make_graph([helper.make_node("Identity", ["x"], ["z"])], "b", [],
+                               [helper.make_tensor_value_info("z", TensorProto.FLOAT, [1])])
+    g = helper.make_graph(
+        [helper.make_node("If", ["c"], ["y"], then_branch=branch, else_branch=branch),
+         helper.make_node("Neg", ["x"], ["n"])], "g",
+        [helper.make_tensor_value_info("c", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1]),
+         helper.make_tensor_value_info("n", TensorProto.FLOAT, [1])])
+    sub = str(tmp_path / "if.onnx")
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), sub)
+    assert prune_outputs(sub, ["y"]) is None        # bodies may read outer names: not pruned
+
+
+def test_onnxruntime_runs_a_pruned_session_for_fewer_outputs(tmp_path):
+    path = _composed(tmp_path)
+    b = open_backend(path, "onnxruntime", providers="cpu", threads=1)
+    frame = np.random.RandomState(0).randint(0, 256, (1, 48, 64, 3)).astype(np.uint8)
+    every = b.run({"image": frame})
+    alone = b.run({"image": frame}, ["classes"])
+    assert list(alone) == ["classes"] and np.array_equal(alone["classes"], every["classes"])
+    session = b._sessions[frozenset(["classes"])]
+    assert session is not b.session and [o.name for o in session.get_outputs()] == ["classes"]
+    both = b.run({"image": frame}, ["overlay", "classes"])        # not the scores
+    assert [o.name for o in b._sessions[frozenset(both)].get_outputs()] == ["classes",
+                                                                          "overlay"]
+    assert np.array_equal(both["overlay"], every["overlay"])
+    names = [o.name for o in b.outputs]
+    b.run({"image": frame}, names[::-1])
+    assert b._sessions[frozenset(names)] is b.session          # all of them: the whole graph
