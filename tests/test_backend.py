@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 
@@ -31,6 +33,29 @@ def test_threads_and_cpu_provider_run_the_model(tiny):
     x = np.zeros((1, 3, 24, 32), np.float32)
     out = b.run({"input_0": x})["output_0"]
     np.testing.assert_allclose(out[0], net.logits(x[0]), atol=1e-5)
+
+
+def test_onnxruntime_threads_leave_a_core_and_pool_threads_do_not_spin(tiny, monkeypatch):
+    """Default intra-op threads: every core but one (the render thread's); idle pool
+    threads sleep rather than spin on the cores the capture and render threads need."""
+    import onnxruntime as ort
+    from jetseg.backends import cpu_cores, default_threads
+    seen = []
+    real = ort.InferenceSession
+
+    def spy(path, opts, **kw):
+        seen.append((opts.intra_op_num_threads,
+                     opts.get_session_config_entry("session.intra_op.allow_spinning")))
+        return real(path, opts, **kw)
+    monkeypatch.setattr(ort, "InferenceSession", spy)
+    b = open_backend(tiny[1], "onnxruntime", providers="cpu")
+    assert b.threads == default_threads() == max(1, cpu_cores() - 1)
+    assert open_backend(tiny[1], "onnxruntime", providers="cpu", threads=3).threads == 3
+    assert seen == [(default_threads(), "0"), (3, "0")]
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    assert default_threads() == 3
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {5})
+    assert default_threads() == 1
 
 
 def test_engine_files_need_tensorrt_installed(tmp_path):

@@ -43,7 +43,7 @@ def test_tensors_metadata_and_dtypes_as_onnxruntime_sees_them(full):
                [(t.name, t.shape, t.dtype) for t in theirs]
     props = dict((p.key, p.value) for p in onnx.load(full).metadata_props)
     assert b.metadata == props and "jetseg.classes" in props       # read from the file
-    assert b.providers[0].startswith("CPU (LATENCY, 1 threads, f32)")
+    assert b.providers == ["CPU (LATENCY, f32, 1 thread)"] and b.threads == 1
     frame = rng_frame(64, 48, seed=1)[None]
     got, want = b.run({"image": frame}), o.run({"image": frame})
     assert set(got) == set(want) == set(t.name for t in b.outputs)
@@ -102,7 +102,9 @@ def test_errors_are_one_line_with_openvinos_own_words(tmp_path):
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
     p = str(tmp_path / "reshape.onnx")
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), p)
-    b = open_backend(p, "openvino")
+    # two threads: OpenVINO 2026.4 on one thread hands back an empty array for this graph
+    # instead of raising (its own behaviour, seen here; a message is what is tested)
+    b = open_backend(p, "openvino", threads=2)
     with pytest.raises(JetsegError) as e:
         b.run({"x": np.zeros((2, 3), np.float32), "shape": np.array([4, 4], np.int64)})
     msg = str(e.value)
@@ -131,7 +133,12 @@ def test_threads_and_precision_reach_openvino(tiny):
     assert compiled.get_property("INFERENCE_NUM_THREADS") == 1
     assert "LATENCY" in str(compiled.get_property("PERFORMANCE_HINT"))
     assert "INFERENCE_PRECISION_HINT" not in b.config          # the CPU's own default
-    assert open_backend(tiny[1], "openvino").config["INFERENCE_PRECISION_HINT"] == "f32"
+    d = open_backend(tiny[1], "openvino")
+    assert d.config["INFERENCE_PRECISION_HINT"] == "f32"
+    from jetseg.backends import cpu_cores, default_threads
+    assert d.threads == default_threads() == max(1, cpu_cores() - 1)   # a core for render
+    compiled = list(d._requests.values())[0][0]
+    assert compiled.get_property("INFERENCE_NUM_THREADS") == d.threads
 
 
 @pytest.mark.skipif(not CAMVID_INT8.exists(), reason="engines/camvid.int8.onnx not here")

@@ -92,6 +92,22 @@ class Backend(object):
         self.close()
 
 
+def cpu_cores():
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def default_threads():
+    """CPU inference threads when none are asked for: every core but one (at least one).
+    jetseg infers beside a capture and a render thread; on a small CPU a parallel section
+    whose threads wait for a core the render thread holds stalls them all, so a pipeline on
+    every core runs slower than one that leaves the render thread a core of its own."""
+    return max(1, cpu_cores() - 1)
+
+
 def check_model_file(path):
     path = str(path)
     if not os.path.exists(path):

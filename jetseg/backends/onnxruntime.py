@@ -4,7 +4,7 @@ import re
 
 from jetseg.errors import JetsegError, log
 from jetseg.core.modelinfo import TensorDesc
-from jetseg.backends import Backend
+from jetseg.backends import Backend, default_threads
 
 _ORT_TYPES = {
     "tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
@@ -87,7 +87,7 @@ class OrtBackend(Backend):
 
     providers  ONNX Runtime providers in order ("tensorrt,cuda,cpu" or full names); default
                the best installed (DEFAULT_PROVIDERS)
-    threads    intra-op CPU threads
+    threads    intra-op CPU threads (default: every core but one, see default_threads)
     """
     name = "onnxruntime"
 
@@ -97,8 +97,11 @@ class OrtBackend(Backend):
         chosen = choose_providers(ort.get_available_providers(), parse_providers(providers),
                                   path)
         opts = ort.SessionOptions()
-        if threads:
-            opts.intra_op_num_threads = int(threads)
+        self.threads = int(threads) if threads else default_threads()
+        opts.intra_op_num_threads = self.threads
+        # idle pool threads sleep instead of spinning: a spinning thread holds a core the
+        # capture and render threads need (it cost as much CPU time as the inference did)
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.log_severity_level = 3
         try:
             self.session = ort.InferenceSession(path, opts, providers=chosen)

@@ -4,14 +4,14 @@
 The ONNX file is read by OpenVINO's ONNX frontend (only that one: a broken file gets the
 ONNX parser's answer, not every frontend's) and compiled for the CPU with the LATENCY hint
 (one stream, one frame at a time, as a camera loop runs). ``threads`` maps to
-INFERENCE_NUM_THREADS. OpenVINO keeps no ONNX ``metadata_props``, so they are read from the
+INFERENCE_NUM_THREADS (default: every core but one). OpenVINO keeps no ONNX ``metadata_props``, so they are read from the
 file itself (jetseg.backends.onnx_proto). OpenVINO computes every output a compiled model
 has, so ``run(feeds, names)`` runs a model compiled with just ``names`` as outputs (compiled
 on first use, one per set of names; a Segmenter asks for one or two sets).
 """
 import re
 
-from jetseg.backends import Backend
+from jetseg.backends import Backend, default_threads
 from jetseg.backends.onnx_proto import read_onnx_metadata
 from jetseg.core.modelinfo import TensorDesc
 from jetseg.errors import JetsegError, log
@@ -74,7 +74,7 @@ def _desc(ports):
 class OvBackend(Backend):
     """An ONNX model compiled by OpenVINO for the CPU.
 
-    threads    INFERENCE_NUM_THREADS (default: OpenVINO's choice, every core)
+    threads    INFERENCE_NUM_THREADS (default: every core but one, see default_threads)
     precision  "fp32" (default: the graph's own numbers), "bf16", "fp16" or "auto" (the
                CPU's own default; see PRECISIONS); Q/DQ INT8 models run in INT8 either way
     """
@@ -95,9 +95,8 @@ class OvBackend(Backend):
                               fix="the file is truncated, corrupt or not ONNX: copy or export "
                                   "it again (jetseg export)")
         self.core = ov.Core()
-        self.config = {"PERFORMANCE_HINT": "LATENCY"}
-        if threads:
-            self.config["INFERENCE_NUM_THREADS"] = int(threads)
+        self.threads = int(threads) if threads else default_threads()
+        self.config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": self.threads}
         if hint:
             self.config["INFERENCE_PRECISION_HINT"] = hint
         try:
@@ -113,9 +112,10 @@ class OvBackend(Backend):
         self._request(tuple(o.name for o in self.outputs))    # compile errors show here
         compiled = self._requests[tuple(o.name for o in self.outputs)][0]
         prop = compiled.get_property
-        self.providers = ["{} ({}, {} threads, {})".format(
-            DEVICE, str(prop("PERFORMANCE_HINT")).split(".")[-1], prop("INFERENCE_NUM_THREADS"),
-            prop("INFERENCE_PRECISION_HINT").get_type_name())]
+        n = prop("INFERENCE_NUM_THREADS")
+        self.providers = ["{} ({}, {}, {} thread{})".format(
+            DEVICE, str(prop("PERFORMANCE_HINT")).split(".")[-1],
+            prop("INFERENCE_PRECISION_HINT").get_type_name(), n, "" if n == 1 else "s")]
         log.debug("openvino %s: %s", ov.__version__, self.providers[0])
 
     def _request(self, names):

@@ -24,7 +24,8 @@ from jetseg.io.sources import Source, open_source
 
 PIPELINE_GOAL = 0.90        # pipeline fps / model-only fps
 NAIVE_GOAL = 3.0            # jetseg pipeline fps / naive loop fps
-NAIVE_FRAMES = 20           # the naive loops are slow: they run on the first frames only
+NAIVE_FRAMES = 20           # the naive loops are slow: they run on the first frames only,
+NAIVE_REPEATS = 3           # at most this many times
 # every backend `jetseg bench` can time, in the order rows are printed after auto's pick
 BENCH_BACKENDS = (("onnxruntime", "onnxruntime"), ("openvino", "openvino"),
                   ("tensorrt", "tensorrt"))
@@ -201,6 +202,7 @@ def soak(seg, frames, total, visualize):
     return warm, end, stats.frames
 
 
+ALL = "model only, all cores"
 HEAD = "  {:<22} {:>9} {:>17} {:>9} {:>7}  {:<30} {}"
 
 
@@ -231,23 +233,26 @@ class Bench(object):
 
 
 def describe(seg):
+    from jetseg.backends import cpu_cores
     b = seg.backend
     threads = getattr(b, "threads", None)
-    return "{} ({}{})".format(b.name, ", ".join(b.providers),
-                              "" if threads is None else ", {} intra-op thread(s)".format(threads))
+    return "{} ({}){}".format(b.name, ", ".join(b.providers), "" if threads is None else
+                              "; inference on {} of {} cores".format(threads, cpu_cores()))
 
 
 def run_bench(segs, source, frames=60, repeats=5, soak_frames=0, visualize="overlay",
-              out=sys.stdout):
-    """Time every Segmenter in ``segs`` (one per backend; the first is ``auto``'s pick)."""
+              out=sys.stdout, wide=None):
+    """Time every Segmenter in ``segs`` (one per backend; the first is ``auto``'s pick).
+    ``wide``: {backend name: the same model on every core}, for a model-only figure beside
+    the baseline (the default leaves the render thread a core; see default_threads)."""
     bench = Bench(source, frames, repeats, visualize)
     try:
-        return _run(bench, segs, soak_frames, out)
+        return _run(bench, segs, soak_frames, out, wide or {})
     finally:
         bench.close()
 
 
-def _run(bench, segs, soak_frames, out):
+def _run(bench, segs, soak_frames, out, wide):
     clip = bench.clip
     h, w = clip[0].shape[:2]
     p = lambda s="": out.write(s + "\n")
@@ -256,10 +261,15 @@ def _run(bench, segs, soak_frames, out):
                          bench.repeats))
     rows = pipeline_rows(bench)
     runs = [model_only(seg, clip)[1] for seg in segs]      # each warmed up once
-    figures = [dict((name, []) for name in ["model only"] + [r[0] for r in rows]) for _ in segs]
+    every = [model_only(wide[s.backend.name], clip)[1] if s.backend.name in wide else None
+             for s in segs]
+    figures = [dict((name, []) for name in ["model only", ALL] + [r[0] for r in rows])
+               for _ in segs]
     for _ in range(bench.repeats):
-        for seg, run, fig in zip(segs, runs, figures):
+        for seg, run, run_all, fig in zip(segs, runs, every, figures):
             fig["model only"].append(_fps(run))
+            if run_all is not None:
+                fig[ALL].append(_fps(run_all))
             for name, fn in rows:
                 fig[name].append(_fps(lambda: fn(seg)))
     p(HEAD.format("", "fps (p50)", "spread (min..max)", "ms/frame", "ratio", "goal",
@@ -269,6 +279,8 @@ def _run(bench, segs, soak_frames, out):
         p("  {}".format(describe(seg)))
         base = float(np.median(fig["model only"]))
         p(_row("model only", fig["model only"], base, note="(baseline)"))
+        if fig[ALL]:
+            p(_row(ALL, fig[ALL], base, note="(information: no core left for rendering)"))
         for name, _ in rows:
             ratio = float(np.median(fig[name])) / base
             p(_row(name, fig[name], base, goal=">= {:.2f}x model only".format(PIPELINE_GOAL),
@@ -283,13 +295,15 @@ def _run(bench, segs, soak_frames, out):
                   time.perf_counter() - t0)
     pl = float(np.median(first["full pipeline"]))
     base = float(np.median(first["model only"]))
-    p("  baselines: the loops people write first ({} frames; ratio to {} model only)".format(
-        min(len(clip), NAIVE_FRAMES), segs[0].backend.name))
+    p("  baselines: the loops people write first ({} frames, {} repeats; ratio to {} model "
+      "only)".format(min(len(clip), NAIVE_FRAMES), min(bench.repeats, NAIVE_REPEATS),
+                     segs[0].backend.name))
     few = clip[:NAIVE_FRAMES]
     ort = [s for s in segs if s.backend.name == "onnxruntime"]
-    nv, why = naive_ort((ort or segs)[0], few, bench.repeats)
+    reps = min(bench.repeats, NAIVE_REPEATS)
+    nv, why = naive_ort((ort or segs)[0], few, reps)
     label = "naive loop (numpy+{})".format("ORT" if ort else segs[0].backend.name)
-    tv, why_t = naive_torch(segs[0], few, bench.repeats)
+    tv, why_t = naive_torch(segs[0], few, reps)
     for name, vals, why in ((label, nv, why), ("naive loop (torch)", tv, why_t)):
         if vals is None:
             p(_row(name, None, note="skipped: " + why))
@@ -345,7 +359,8 @@ def cmd_bench(args):
     if args.frames < 1 or args.repeats < 1 or args.soak < 0:
         raise JetsegError("--frames and --repeats must be at least 1, --soak 0 or more",
                           fix="e.g. --frames 60 --repeats 5")
-    segs = []
+    from jetseg.backends import cpu_cores
+    segs, wide = [], {}
     for name in bench_backends(args.model, args.backend):
         args.backend = name
         try:
@@ -354,10 +369,16 @@ def cmd_bench(args):
             if not segs:            # the backend asked for (or auto's pick) must work
                 raise
             log.warning("bench: %s skipped: %s", name, e)
+            continue
+        threads = getattr(segs[-1].backend, "threads", None)
+        if args.threads is None and threads is not None and threads < cpu_cores():
+            args.threads = cpu_cores()
+            wide[name] = segmenter_from_args(args)
+            args.threads = None
     try:
         run_bench(segs, args.input, frames=args.frames, repeats=args.repeats,
-                  soak_frames=args.soak, visualize=args.visualize)
+                  soak_frames=args.soak, visualize=args.visualize, wide=wide)
     finally:
-        for seg in segs:
+        for seg in segs + list(wide.values()):
             seg.close()
     return 0
