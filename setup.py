@@ -32,6 +32,8 @@ setup(
         # PyAV so that recordings are H.264 and survive a crash (see "video")
         "desktop": ["opencv-python-headless>=4.1", "onnxruntime>=1.10",
                     "av>=12; python_version >= '3.8'"],
+        # x86 boards and desktops: OpenVINO, the faster CPU engine (--backend auto picks it)
+        "openvino": ["openvino>=2023.1"],
         # making models: PyTorch side, graph tools, INT8 calibration
         # (onnxscript: PyTorch's dynamo exporter, the fallback where TorchScript cannot trace)
         "export": ["torch>=1.13", "torchvision>=0.14", "onnx>=1.12", "onnxruntime>=1.16",

@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 
@@ -33,13 +35,39 @@ def test_threads_and_cpu_provider_run_the_model(tiny):
     np.testing.assert_allclose(out[0], net.logits(x[0]), atol=1e-5)
 
 
+def test_onnxruntime_threads_leave_a_core_and_pool_threads_do_not_spin(tiny, monkeypatch):
+    """Default intra-op threads: every core but one (the render thread's); idle pool
+    threads sleep rather than spin on the cores the capture and render threads need."""
+    import onnxruntime as ort
+    from jetseg.backends import cpu_cores, default_threads
+    seen = []
+    real = ort.InferenceSession
+
+    def spy(path, opts, **kw):
+        seen.append((opts.intra_op_num_threads,
+                     opts.get_session_config_entry("session.intra_op.allow_spinning")))
+        return real(path, opts, **kw)
+    monkeypatch.setattr(ort, "InferenceSession", spy)
+    b = open_backend(tiny[1], "onnxruntime", providers="cpu")
+    assert b.threads == default_threads() == max(1, cpu_cores() - 1)
+    assert open_backend(tiny[1], "onnxruntime", providers="cpu", threads=3).threads == 3
+    assert seen == [(default_threads(), "0"), (3, "0")]
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    assert default_threads() == 3
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {5})
+    assert default_threads() == 1
+
+
 def test_engine_files_need_tensorrt_installed(tmp_path):
     p = tmp_path / "m.engine"
     p.write_bytes(b"x")
     with pytest.raises(JetsegError, match="TensorRT"):
         open_backend(str(p))
     with pytest.raises(JetsegError, match="unknown backend"):
-        open_backend(str(p), "openvino")
+        open_backend(str(p), "tflite")
+    for other in ("onnxruntime", "openvino"):
+        with pytest.raises(JetsegError, match="engine file runs on TensorRT only, not " + other):
+            open_backend(str(p), other)
 
 
 def test_feeds_checked_once_for_every_backend(tiny):
@@ -86,7 +114,7 @@ def test_onnxruntime_errors_keep_their_own_message(tmp_path):
 def test_backend_options_are_explicit(tiny, caplog):
     from jetseg.backends import BACKEND_NAMES
     _, path = tiny
-    assert BACKEND_NAMES == ("auto", "onnxruntime", "tensorrt")
+    assert BACKEND_NAMES == ("auto", "onnxruntime", "openvino", "tensorrt")
     with pytest.raises(JetsegError, match="unknown backend option.*thread.*threads"):
         open_backend(path, "onnxruntime", thread=2)
     from jetseg.backends.onnxruntime import OrtBackend
@@ -98,3 +126,62 @@ def test_backend_options_are_explicit(tiny, caplog):
     with caplog.at_level(logging.WARNING, logger="jetseg"):
         open_backend(path, "onnxruntime", providers="cpu", precision="fp16")
     assert "precision='fp16' does not apply to onnxruntime" in caplog.text
+
+
+def _composed(tmp_path):
+    import onnx
+    from jetseg_export.compose import compose
+    from tests.helpers.common import COLORS5, NAMES5
+    from tests.helpers.tinymodels import TinyNet
+    path = str(tmp_path / "full.onnx")
+    onnx.save(compose(TinyNet(width=64, height=48, seed=2).onnx(), NAMES5, COLORS5,
+                      scores=True), path)
+    return path
+
+
+def test_pruned_graph_keeps_only_what_the_kept_outputs_need(tmp_path):
+    """ONNX Runtime runs every node of a graph, also those no fetched output needs: the
+    pruned copy (raw protobuf, no onnx package) drops the other outputs and their nodes."""
+    import onnx
+    from jetseg.backends.onnx_proto import prune_outputs, read_onnx_metadata
+    path = _composed(tmp_path)
+    full = onnx.load(path)
+    small = onnx.load_from_string(prune_outputs(path, ["classes"]))
+    onnx.checker.check_model(small)
+    assert [o.name for o in small.graph.output] == ["classes"]
+    ops = [n.op_type for n in small.graph.node]
+    assert "Round" in [n.op_type for n in full.graph.node] and "Round" not in ops  # overlay
+    assert len(ops) < len(full.graph.node) and "ArgMax" in ops
+    assert read_onnx_metadata(prune_outputs(path, ["classes"])) == read_onnx_metadata(path)
+    assert prune_outputs(path, [o.name for o in full.graph.output]) is None   # nothing to drop
+    from onnx import TensorProto, helper
+    branch = helper.make_graph([helper.make_node("Identity", ["x"], ["z"])], "b", [],
+                               [helper.make_tensor_value_info("z", TensorProto.FLOAT, [1])])
+    g = helper.make_graph(
+        [helper.make_node("If", ["c"], ["y"], then_branch=branch, else_branch=branch),
+         helper.make_node("Neg", ["x"], ["n"])], "g",
+        [helper.make_tensor_value_info("c", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1]),
+         helper.make_tensor_value_info("n", TensorProto.FLOAT, [1])])
+    sub = str(tmp_path / "if.onnx")
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), sub)
+    assert prune_outputs(sub, ["y"]) is None        # bodies may read outer names: not pruned
+
+
+def test_onnxruntime_runs_a_pruned_session_for_fewer_outputs(tmp_path):
+    path = _composed(tmp_path)
+    b = open_backend(path, "onnxruntime", providers="cpu", threads=1)
+    frame = np.random.RandomState(0).randint(0, 256, (1, 48, 64, 3)).astype(np.uint8)
+    every = b.run({"image": frame})
+    alone = b.run({"image": frame}, ["classes"])
+    assert list(alone) == ["classes"] and np.array_equal(alone["classes"], every["classes"])
+    session = b._sessions[frozenset(["classes"])]
+    assert session is not b.session and [o.name for o in session.get_outputs()] == ["classes"]
+    both = b.run({"image": frame}, ["overlay", "classes"])        # not the scores
+    assert [o.name for o in b._sessions[frozenset(both)].get_outputs()] == ["classes",
+                                                                          "overlay"]
+    assert np.array_equal(both["overlay"], every["overlay"])
+    names = [o.name for o in b.outputs]
+    b.run({"image": frame}, names[::-1])
+    assert b._sessions[frozenset(names)] is b.session          # all of them: the whole graph

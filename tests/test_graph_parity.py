@@ -15,6 +15,13 @@ from tests.helpers.refs import argmax_checked, bilinear_half_pixel
 from tests.helpers.tinymodels import TinyNet, normalise
 
 
+@pytest.fixture(params=["onnxruntime", "openvino"])
+def backend(request):
+    """Both CPU backends run the same graphs (OpenVINO at its default fp32 precision)."""
+    pytest.importorskip(request.param)
+    return request.param
+
+
 def _pair(tmp_path, net, **kw):
     plain = net.save(tmp_path / "plain.onnx")
     full = tmp_path / "full.onnx"
@@ -22,10 +29,11 @@ def _pair(tmp_path, net, **kw):
     return plain, str(full)
 
 
-def _compare(plain, full, frame, ignore=None, alpha=150):
+def _compare(plain, full, frame, ignore=None, alpha=150, backend="auto"):
     cpu = Segmenter(plain, labels=NAMES5, colors=COLORS5, filter_mode="smooth",
-                    ignore_class=ignore, alpha=alpha).process(frame)
-    gpu = Segmenter(full, filter_mode="smooth").process(frame)
+                    ignore_class=ignore, alpha=alpha, backend=backend).process(frame)
+    gpu = Segmenter(full, filter_mode="smooth", backend=backend).process(frame)
+    assert backend in ("auto", cpu.segmenter.backend.name, gpu.segmenter.backend.name)
     assert gpu.segmenter.info.graph["argmax"] and gpu._classes_low is not None
     diff = cpu.classes != gpu.classes
     assert diff.mean() <= 1e-4, "{} of {} class ids differ".format(diff.sum(), diff.size)
@@ -35,11 +43,11 @@ def _compare(plain, full, frame, ignore=None, alpha=150):
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_graph_equals_cpu_path_on_random_frames(tmp_path, seed):
+def test_graph_equals_cpu_path_on_random_frames(tmp_path, seed, backend):
     net = TinyNet(num_classes=5, width=64, height=48, down=4, seed=seed)
     plain, full = _pair(tmp_path, net, confidence=True, scores=True)
     frame = rng_frame(64, 48, seed=seed)
-    cpu, gpu = _compare(plain, full, frame)
+    cpu, gpu = _compare(plain, full, frame, backend=backend)
     assert np.array_equal(gpu.overlay(), gpu._graph_overlay)     # the graph's own overlay
     np.testing.assert_allclose(cpu.confidence, gpu.confidence, atol=1e-5)
     # and both agree with a numpy reference of the whole chain
@@ -47,31 +55,32 @@ def test_graph_equals_cpu_path_on_random_frames(tmp_path, seed):
     argmax_checked(up, gpu.classes)
 
 
-def test_graph_equals_cpu_path_with_ignore_class_and_alpha(tmp_path):
+def test_graph_equals_cpu_path_with_ignore_class_and_alpha(tmp_path, backend):
     net = TinyNet(num_classes=5, width=64, height=48, down=4, seed=4)
     frame = rng_frame(64, 48, seed=4)
     top = int(np.bincount(net.logits(normalise(frame)).argmax(0).ravel()).argmax())
     plain, full = _pair(tmp_path, net, ignore_class=top, alpha=90)
-    cpu, gpu = _compare(plain, full, frame, ignore=top, alpha=90)
+    cpu, gpu = _compare(plain, full, frame, ignore=top, alpha=90, backend=backend)
     assert top not in gpu.classes
     assert gpu.segmenter.alpha == 90 and gpu.segmenter.ignore_class == top
 
 
-def test_graph_equals_cpu_path_on_camvid_frames(tmp_path, camvid_frames):
+def test_graph_equals_cpu_path_on_camvid_frames(tmp_path, camvid_frames, backend):
     import cv2
     net = TinyNet(num_classes=5, width=160, height=120, down=8, seed=5)
     plain, full = _pair(tmp_path, net)
     for frame in camvid_frames:
-        _compare(plain, full, cv2.resize(frame, (160, 120), interpolation=cv2.INTER_AREA))
+        _compare(plain, full, cv2.resize(frame, (160, 120), interpolation=cv2.INTER_AREA),
+                 backend=backend)
 
 
-def test_graph_model_on_a_larger_frame_uses_its_scores(tmp_path):
+def test_graph_model_on_a_larger_frame_uses_its_scores(tmp_path, backend):
     """Frame bigger than the net: smooth mode upsamples the graph's raw scores on the CPU."""
     net = TinyNet(num_classes=5, width=32, height=24, down=4, seed=6)
     plain, full = _pair(tmp_path, net, scores=True)
     frame = rng_frame(64, 48, seed=6)
-    a = Segmenter(plain, filter_mode="smooth").process(frame)
-    b = Segmenter(full, filter_mode="smooth").process(frame)
+    a = Segmenter(plain, filter_mode="smooth", backend=backend).process(frame)
+    b = Segmenter(full, filter_mode="smooth", backend=backend).process(frame)
     assert np.array_equal(a.classes, b.classes)
 
 
@@ -103,12 +112,13 @@ def test_metadata_round_trip_and_future_schema():
         ModelInfo.from_metadata(meta, source="x.onnx")
 
 
-def test_output_plan_fetches_the_graph_overlay_only_where_it_is_the_answer(tmp_path):
+def test_output_plan_fetches_the_graph_overlay_only_where_it_is_the_answer(tmp_path,
+                                                                          backend):
     """Decided once per Segmenter: at the net's size the graph's overlay is fetched and used;
     another alpha or other colours, or a resized frame, draw it on the CPU instead."""
     net = TinyNet(num_classes=5, width=64, height=48, down=4, seed=7)
     _, full = _pair(tmp_path, net, scores=True)
-    seg = Segmenter(full)
+    seg = Segmenter(full, backend=backend)
     names = seg.info.outputs
     assert names["overlay"] in seg.plan.fetch(True)
     assert names["overlay"] not in seg.plan.fetch(False)
@@ -116,7 +126,7 @@ def test_output_plan_fetches_the_graph_overlay_only_where_it_is_the_answer(tmp_p
     res = seg.process(frame)
     assert res.overlay() is res._graph_overlay
     assert res.overlay(alpha=40) is not res._graph_overlay          # asked at another alpha
-    other = Segmenter(full, colors=[(1, 2, 3)] * 5)
+    other = Segmenter(full, colors=[(1, 2, 3)] * 5, backend=backend)
     assert names["overlay"] not in other.plan.fetch(True) and not other.plan.graph_overlay
     assert np.array_equal(other.process(frame).overlay()[0, 0],
                           np.rint(frame[0, 0] * (1 - 150 / 255.) + np.array([3, 2, 1]) * 150 / 255.))

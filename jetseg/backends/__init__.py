@@ -10,9 +10,10 @@ import os
 
 from jetseg.errors import JetsegError, log
 
-BACKEND_NAMES = ("auto", "onnxruntime", "tensorrt")
+BACKEND_NAMES = ("auto", "onnxruntime", "openvino", "tensorrt")
 # the options each backend takes (open_backend refuses any other name)
 ORT_OPTIONS = ("providers", "threads")
+OV_OPTIONS = ("threads", "precision")
 TRT_OPTIONS = ("precision", "workspace_mb", "dla_core", "timing_cache", "rebuild", "memory",
                "reuse_outputs")
 ENGINE_EXTS = (".engine", ".plan", ".trt")
@@ -91,6 +92,22 @@ class Backend(object):
         self.close()
 
 
+def cpu_cores():
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def default_threads():
+    """CPU inference threads when none are asked for: every core but one (at least one).
+    jetseg infers beside a capture and a render thread; on a small CPU a parallel section
+    whose threads wait for a core the render thread holds stalls them all, so a pipeline on
+    every core runs slower than one that leaves the render thread a core of its own."""
+    return max(1, cpu_cores() - 1)
+
+
 def check_model_file(path):
     path = str(path)
     if not os.path.exists(path):
@@ -110,31 +127,82 @@ def _jetson_with_tensorrt():
             and importlib.util.find_spec("tensorrt") is not None)
 
 
+X86 = ("x86_64", "amd64", "i386", "i686", "x86")
+
+
+def _openvino_cpu():
+    """(True, why) when OpenVINO serves this CPU: installed, an x86 CPU (OpenVINO's own CPU
+    plugin; on ARM auto keeps ONNX Runtime) and CPU among its devices; else (False, why)."""
+    import importlib.util
+    import platform
+    if importlib.util.find_spec("openvino") is None:
+        return False, "OpenVINO is not installed (pip install 'jetseg[openvino]': faster on " \
+                      "x86 CPUs)"
+    machine = platform.machine()
+    if machine.lower() not in X86:
+        return False, "OpenVINO is installed but this CPU is {}, not x86".format(machine)
+    from jetseg.backends.openvino import cpu_devices
+    if "CPU" not in cpu_devices():
+        return False, "OpenVINO is installed but lists no CPU device"
+    return True, "OpenVINO is installed and serves this x86 CPU"
+
+
+def auto_backend(path=None, providers=None):
+    """(backend, why) that ``auto`` picks for ``path`` (None: an .onnx file) on this
+    machine: TensorRT for an engine file and on a Jetson with TensorRT (an .onnx is built
+    into a cached engine on the first start, as jetson-inference does); ONNX Runtime when
+    providers were asked for; else OpenVINO where it serves this CPU; else ONNX Runtime."""
+    if path is not None and os.path.splitext(str(path))[1].lower() in ENGINE_EXTS:
+        return "tensorrt", "a TensorRT engine file"
+    if providers:
+        return "onnxruntime", "ONNX Runtime providers were asked for"
+    if _jetson_with_tensorrt():
+        return "tensorrt", "a Jetson with TensorRT (the .onnx is built into a cached engine)"
+    ok, why = _openvino_cpu()
+    return ("openvino" if ok else "onnxruntime"), why
+
+
 def choose_backend(path, backend="auto", providers=None):
-    """The backend ``auto`` means for ``path``: TensorRT for an engine file, and for an .onnx
-    on a Jetson with TensorRT (built into a cached engine on the first start, as
-    jetson-inference does) unless ONNX Runtime providers were asked for."""
+    """The backend ``backend`` names for ``path``; ``auto`` as auto_backend decides."""
     if backend not in BACKEND_NAMES:
         raise JetsegError("unknown backend {!r}".format(backend),
                           fix="use one of: " + ", ".join(BACKEND_NAMES))
     if backend != "auto":
         return backend
-    if os.path.splitext(str(path))[1].lower() in ENGINE_EXTS:
-        return "tensorrt"
-    return "tensorrt" if not providers and _jetson_with_tensorrt() else "onnxruntime"
+    return auto_backend(path, providers)[0]
+
+
+OPTIONS = {"onnxruntime": ORT_OPTIONS, "openvino": OV_OPTIONS, "tensorrt": TRT_OPTIONS}
 
 
 def open_backend(path, backend="auto", **options):
-    """Open ``path`` with the named backend (see choose_backend). ``options``: ORT_OPTIONS
-    and TRT_OPTIONS by name; a name in neither is an error, one for the other backend is
-    dropped (with a warning when it was set)."""
-    unknown = sorted(k for k in options if k not in ORT_OPTIONS + TRT_OPTIONS)
+    """Open ``path`` with the named backend (see choose_backend). ``options``: the names in
+    OPTIONS; a name no backend takes is an error, one for another backend is dropped (with
+    a warning when it was set)."""
+    every = sorted(set(ORT_OPTIONS + OV_OPTIONS + TRT_OPTIONS))
+    unknown = sorted(k for k in options if k not in every)
     if unknown:
         raise JetsegError("unknown backend option(s): {}".format(", ".join(unknown)),
-                          fix="options are " + ", ".join(ORT_OPTIONS + TRT_OPTIONS))
+                          fix="options are " + ", ".join(every))
     path = check_model_file(path)
+    auto = backend == "auto"
     backend = choose_backend(path, backend, options.get("providers"))
-    mine = ORT_OPTIONS if backend == "onnxruntime" else TRT_OPTIONS
+    if auto and backend == "openvino":
+        from jetseg.backends.openvino import OvCannotRun
+        try:
+            return _open(path, backend, options)
+        except OvCannotRun as e:
+            log.warning("%s; using onnxruntime", e.message)
+            backend = "onnxruntime"
+    return _open(path, backend, options)
+
+
+def _open(path, backend, options):
+    if backend != "tensorrt" and os.path.splitext(path)[1].lower() in ENGINE_EXTS:
+        raise JetsegError("a TensorRT engine file runs on TensorRT only, not {}".format(
+            backend), path=path, fix="use --backend tensorrt (or auto), or give {} the "
+                                     ".onnx the engine was built from".format(backend))
+    mine = OPTIONS[backend]
     for k in sorted(options):
         v = options[k]
         if k not in mine and v is not None and v is not False and v != "auto":
@@ -143,6 +211,9 @@ def open_backend(path, backend="auto", **options):
     if backend == "onnxruntime":
         from jetseg.backends.onnxruntime import OrtBackend
         return OrtBackend(path, **options)
+    if backend == "openvino":
+        from jetseg.backends.openvino import OvBackend
+        return OvBackend(path, **options)
     # TensorRT: an engine file, or an .onnx built into the engine cache beside it. A missing
     # `tensorrt` module is a JetsegError naming TensorRT and how to get it.
     from jetseg.backends.tensorrt import runner

@@ -5,7 +5,8 @@ few facts: the model's ``metadata_props``, the node names and types (for parser 
 the Q/DQ check) and the float type its weights are stored in (what a strongly typed
 TensorRT builds). Field numbers are from onnx.proto (ModelProto.graph = 7,
 ModelProto.metadata_props = 14, GraphProto.node = 1, GraphProto.initializer = 5,
-NodeProto.name = 3, NodeProto.op_type = 4, TensorProto.dims = 1, TensorProto.data_type = 2).
+NodeProto.name = 3, NodeProto.op_type = 4, TensorProto.dims = 1, TensorProto.data_type = 2;
+for pruning GraphProto.output = 12, ValueInfoProto.name = 1, NodeProto.input = 1, output = 2).
 """
 from jetseg.errors import JetsegError
 
@@ -155,3 +156,77 @@ def graph_precision(data_or_path):
     half = counts.get(FLOAT16, 0) + counts.get(BFLOAT16, 0)
     full = counts.get(FLOAT, 0) + counts.get(DOUBLE, 0)
     return "fp16" if half > full else "fp32"
+
+
+def _varint_bytes(n):
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _strings(buf, span, field):
+    return [_text(buf, v) for f, w, v in _fields(buf, span[0], span[1]) if f == field and w == 2]
+
+
+SUBGRAPH_OPS = ("If", "Loop", "Scan")     # their bodies may read outer names implicitly
+
+
+def prune_outputs(data_or_path, keep):
+    """The model's bytes with only the graph outputs ``keep`` and the nodes they need
+    (ONNX Runtime runs every node of a graph, also those no fetched output needs), or None
+    when there is nothing to prune or the graph has subgraphs (If/Loop/Scan)."""
+    buf, path = _buffer(data_or_path)
+    keep = set(keep)
+    try:
+        graph = None
+        for field, wire, value in _fields(buf):
+            if field == 7 and wire == 2:
+                graph = value
+        if graph is None:
+            return None
+        entries = list(_fields(buf, graph[0], graph[1]))
+        nodes = [(v, _strings(buf, v, 1), _strings(buf, v, 2))
+                 for f, w, v in entries if f == 1 and w == 2]
+        if any(op in SUBGRAPH_OPS for _, op in list_onnx_nodes(buf)):
+            return None
+        need, drop = set(keep), set()
+        for span, ins, outs in reversed(nodes):
+            if need.intersection(outs):
+                need.update(i for i in ins if i)
+            else:
+                drop.add(span)
+        drop.update(v for f, w, v in entries
+                    if f == 12 and w == 2 and _strings(buf, v, 1)[0] not in keep)
+        if not drop:
+            return None
+        # re-encode the graph message without the dropped node and output entries
+        parts, i = [], graph[0]
+        for field, wire, value in _fields(buf, graph[0], graph[1]):
+            start = i
+            i = value[1] if wire == 2 else _skip_end(buf, i, wire)
+            if not (wire == 2 and field in (1, 12) and value in drop):
+                parts.append(bytes(buf[start:i]))
+        body = b"".join(parts)
+        out, i = [], 0
+        for field, wire, value in _fields(buf):
+            start = i
+            i = value[1] if wire == 2 else _skip_end(buf, i, wire)
+            if field == 7 and wire == 2:
+                out.append(_varint_bytes((7 << 3) | 2) + _varint_bytes(len(body)) + body)
+            else:
+                out.append(bytes(buf[start:i]))
+        return b"".join(out)
+    except (ValueError, IndexError) as e:
+        raise _unreadable(path, e)
+
+
+def _skip_end(buf, i, wire):
+    """Offset after the field that starts at ``i`` (key included), for non-length wires."""
+    _, i = _varint(buf, i)
+    if wire == 0:
+        return _varint(buf, i)[1]
+    return i + (8 if wire == 1 else 4)

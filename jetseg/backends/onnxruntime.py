@@ -4,7 +4,7 @@ import re
 
 from jetseg.errors import JetsegError, log
 from jetseg.core.modelinfo import TensorDesc
-from jetseg.backends import Backend
+from jetseg.backends import Backend, default_threads
 
 _ORT_TYPES = {
     "tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
@@ -87,7 +87,7 @@ class OrtBackend(Backend):
 
     providers  ONNX Runtime providers in order ("tensorrt,cuda,cpu" or full names); default
                the best installed (DEFAULT_PROVIDERS)
-    threads    intra-op CPU threads
+    threads    intra-op CPU threads (default: every core but one, see default_threads)
     """
     name = "onnxruntime"
 
@@ -97,8 +97,11 @@ class OrtBackend(Backend):
         chosen = choose_providers(ort.get_available_providers(), parse_providers(providers),
                                   path)
         opts = ort.SessionOptions()
-        if threads:
-            opts.intra_op_num_threads = int(threads)
+        self.threads = int(threads) if threads else default_threads()
+        opts.intra_op_num_threads = self.threads
+        # idle pool threads sleep instead of spinning: a spinning thread holds a core the
+        # capture and render threads need (it cost as much CPU time as the inference did)
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.log_severity_level = 3
         try:
             self.session = ort.InferenceSession(path, opts, providers=chosen)
@@ -107,6 +110,8 @@ class OrtBackend(Backend):
                               fix="the file is truncated, corrupt or not ONNX: copy or export "
                                   "it again (jetseg export)")
         self.path = path
+        self._ort, self._opts, self._chosen = ort, opts, chosen
+        self._sessions = {}
         self._run_options = ort.RunOptions()
         self._run_options.log_severity_level = 4      # failures are reported as JetsegError
         self.providers = self.session.get_providers()
@@ -116,9 +121,31 @@ class OrtBackend(Backend):
         self.metadata = dict(meta.custom_metadata_map or {})
         log.debug("onnxruntime %s, providers %s", ort.__version__, self.providers)
 
+    def _session_for(self, names):
+        """The session that computes just ``names``: ONNX Runtime runs every node of a graph,
+        also those no fetched output needs (a class map asked for alone still paid for the
+        graph's overlay), so on the CPU a set of outputs gets its own session of a graph
+        pruned to them (made on first use; the whole graph where pruning does not apply)."""
+        key = frozenset(names)
+        session = self._sessions.get(key)
+        if session is None:
+            session = self.session
+            if self.providers == ["CPUExecutionProvider"] and \
+                    key != frozenset(o.name for o in self.outputs):
+                from jetseg.backends.onnx_proto import prune_outputs
+                try:
+                    data = prune_outputs(self.path, names)
+                    if data is not None:
+                        session = self._ort.InferenceSession(data, self._opts,
+                                                             providers=self._chosen)
+                except Exception as e:      # e.g. external weights: the whole graph runs
+                    log.debug("no pruned session for %s: %s", names, e)
+            self._sessions[key] = session
+        return session
+
     def _run(self, feeds, names):
         try:
-            values = self.session.run(names, feeds, self._run_options)
+            values = self._session_for(names).run(names, feeds, self._run_options)
         except Exception as e:          # the feeds matched the declared inputs: ORT says why
             raise JetsegError("ONNX Runtime failed: {}".format(_one_line(e)), path=self.path,
                               fix="the inputs match the model's declared names, types and "
@@ -129,3 +156,4 @@ class OrtBackend(Backend):
 
     def close(self):
         self.session = None
+        self._sessions = {}

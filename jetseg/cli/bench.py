@@ -1,9 +1,11 @@
-"""``jetseg bench``: model-only vs full pipeline (also while recording H.264) vs the naive
-loop, on the same frames.
+"""``jetseg bench``: model-only vs full pipeline vs the naive loop, on the same frames, for
+every installed backend.
 
 Figures are medians over repeats with their spread (min..max), printed side by side with
-their ratios; goals are reported, never asserted. Memory: peak RSS, and RSS growth over a
-long pipeline run (``--soak`` frames) measured after a warm-up.
+their ratios and, for each goal, a verdict (meets / misses); goals are reported, never
+asserted. The repeats of every backend and row are interleaved, so a load change on a
+shared machine hits them all alike. Memory (``--soak N``, off by default): peak RSS, and
+RSS growth over a long pipeline run measured after a warm-up.
 """
 import os
 import resource
@@ -15,9 +17,19 @@ import time
 import numpy as np
 
 from jetseg.errors import JetsegError, log
+from jetseg.files import is_video_path
 from jetseg.io.outputs import FileSink, picture_for
 from jetseg.io.pipeline import Pipeline
 from jetseg.io.sources import Source, open_source
+
+PIPELINE_GOAL = 0.90        # pipeline fps / model-only fps (recording: / pipeline fps)
+RECORDING = "pipeline + H.264 file"
+NAIVE_GOAL = 3.0            # jetseg pipeline fps / naive loop fps
+NAIVE_FRAMES = 20           # the naive loops are slow: they run on the first frames only,
+NAIVE_REPEATS = 3           # at most this many times
+# every backend `jetseg bench` can time, in the order rows are printed after auto's pick
+BENCH_BACKENDS = (("onnxruntime", "onnxruntime"), ("openvino", "openvino"),
+                  ("tensorrt", "tensorrt"))
 
 
 class MemorySource(Source):
@@ -49,6 +61,28 @@ class RenderSink(object):
         pass
 
 
+def pipeline_rows(bench):
+    """The pipelines timed for each backend, as (label, run(seg) -> frames done): each is
+    a Pipeline over ``len(bench.clip)`` frames; its ratio is to the same backend's model
+    only. A new row (another sink, another source) is one more entry here."""
+    n, vis = len(bench.clip), bench.visualize
+
+    def in_memory(seg):
+        return Pipeline(MemorySource(bench.clip, n), seg, [RenderSink(vis)]).run().frames
+
+    def file_to_file(seg):
+        sink = FileSink(os.path.join(bench.tmp, "out.mp4"), vis, fps=bench.fps)
+        return Pipeline(open_source(bench.source), seg, [sink], max_frames=n).run().frames
+    def recording(seg):         # what jetseg-camera does with out.mp4: H.264, crash-safe
+        sinks = [RenderSink(vis), FileSink(os.path.join(bench.tmp, "rec.mp4"), vis,
+                                           fps=bench.fps or 30.0)]
+        return Pipeline(MemorySource(bench.clip, n), seg, sinks).run().frames
+    rows = [("full pipeline", in_memory), (RECORDING, recording)]
+    if bench.video:
+        rows.append(("file in, file out", file_to_file))
+    return rows
+
+
 def rss_mb():
     try:
         with open("/proc/self/statm") as f:
@@ -69,59 +103,41 @@ def load_frames(uri, count):
         frames.append(frame)
         if len(frames) >= count:
             break
+    fps = getattr(src, "fps", None)
     src.close()
     if not frames:
         raise JetsegError("no frames", path=uri, fix="give a video, image or folder")
-    return frames
+    return frames, fps
+
+
+def _fps(fn):
+    t0 = time.perf_counter()
+    n = fn()
+    return n / (time.perf_counter() - t0)
 
 
 def _timed(fn, repeats):
-    out = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        n = fn()
-        out.append(n / (time.perf_counter() - t0))
-    return out
+    return [_fps(fn) for _ in range(repeats)]
 
 
-def model_only(seg, frames, repeats):
-    """backend.run alone on tensors prepared beforehand."""
+def model_only(seg, frames, repeats=1):
+    """backend.run alone on tensors prepared beforehand (the outputs a frame of this size
+    fetches, as the pipeline does). Returns fps per repeat and a ``run`` for more."""
     feeds = [dict((k, v.copy()) for k, v in seg.feeds(f).items()) for f in frames]
-    seg.backend.run(feeds[0])
+    h, w = frames[0].shape[:2]
+    names = seg.plan.fetch(seg.net_size in (None, (w, h)))
+    seg.backend.run(feeds[0], names)
 
     def run():
         for fd in feeds:
-            seg.backend.run(fd)
+            seg.backend.run(fd, names)
         return len(feeds)
-    return _timed(run, repeats)
-
-
-def pipeline_fps(seg, frames, repeats, visualize):
-    def run():
-        stats = Pipeline(MemorySource(frames, len(frames)), seg, [RenderSink(visualize)]).run()
-        return stats.frames
-    return _timed(run, repeats)
-
-
-def recording_fps(seg, frames, repeats, visualize):
-    """The pipeline while it records an H.264 file of what it shows (encoder chosen as for
-    jetseg-camera; the file is finished, remux included, inside each timed run)."""
-    d = tempfile.mkdtemp(prefix="jetseg-bench-")
-    try:
-        def run():
-            sinks = [RenderSink(visualize), FileSink(os.path.join(d, "rec.mp4"), visualize,
-                                                     fps=30)]
-            return Pipeline(MemorySource(frames, len(frames)), seg, sinks).run().frames
-        return _timed(run, repeats), None
-    except JetsegError as e:
-        return None, str(e)
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
+    return _timed(run, repeats), run
 
 
 def naive_ort(seg, frames, repeats):
     """The loop people write first: per-frame float64 transforms, NCHW numpy argmax,
-    a Python loop over classes for the overlay; the model's raw scores from ONNX Runtime."""
+    a Python loop over classes for the overlay; the model's raw scores from the backend."""
     import cv2
     info = seg.info
     scores_name = info.outputs.get("scores")
@@ -158,76 +174,6 @@ def naive_ort(seg, frames, repeats):
     return _timed(run, repeats), None
 
 
-def soak(seg, frames, total, visualize):
-    """RSS after a warm-up tenth of the run vs at its end."""
-    marks = {}
-
-    def mark(res):
-        if res.frame_id == max(10, total // 10):
-            marks["warm"] = rss_mb()
-    pipe = Pipeline(MemorySource(frames, total), seg, [RenderSink(visualize)], on_result=[mark])
-    stats = pipe.run()
-    end = rss_mb()
-    warm = marks.get("warm", float("nan"))
-    return warm, end, stats.frames
-
-
-def _row(name, vals, base=None, note=""):
-    if vals is None:
-        return "  {:<22} {}".format(name, note)
-    med = float(np.median(vals))
-    ratio = "" if base is None else "{:6.2f}x".format(med / base)
-    return "  {:<22} {:9.1f} {:>17} {:9.2f} {:>9}  {}".format(
-        name, med, "{:.1f}..{:.1f}".format(min(vals), max(vals)), 1000.0 / med, ratio, note)
-
-
-def run_bench(seg, source, frames=60, repeats=5, soak_frames=10000, visualize="overlay",
-              out=sys.stdout):
-    clip = load_frames(source, frames)
-    h, w = clip[0].shape[:2]
-    p = lambda s="": out.write(s + "\n")
-    p("jetseg bench: {} on {} ({} frames {}x{}, {} repeats, {} {})".format(
-        os.path.basename(seg.path), source, len(clip), w, h, repeats, seg.backend.name,
-        ",".join(seg.backend.providers)))
-    p("  {:<22} {:>9} {:>17} {:>9} {:>9}".format("", "fps (p50)", "spread (min..max)",
-                                                  "ms/frame", "ratio"))
-    mo = model_only(seg, clip, repeats)
-    base = float(np.median(mo))
-    p(_row("model only", mo, base, "(baseline)"))
-    pl = pipeline_fps(seg, clip, repeats, visualize)
-    p(_row("full pipeline", pl, base, "goal >= 0.90x model-only"))
-    rec, why = recording_fps(seg, clip, repeats, visualize)
-    if rec is None:
-        p(_row("pipeline + H.264 file", None, note="skipped: " + why))
-    else:
-        p(_row("pipeline + H.264 file", rec, base, "{:.2f}x the pipeline without "
-               "(goal >= 0.90x)".format(float(np.median(rec)) / float(np.median(pl)))))
-    memory = None
-    if soak_frames:     # before the torch baseline, whose import would swell the peak RSS
-        t0 = time.perf_counter()
-        warm, end, n = soak(seg, clip, soak_frames, visualize)
-        memory = (peak_rss_mb(), warm, end, n, 100.0 * (end - warm) / warm,
-                  time.perf_counter() - t0)
-    nv, why = naive_ort(seg, clip, repeats)
-    if nv is None:
-        p(_row("naive loop (numpy+ORT)", None, note="skipped: " + why))
-    else:
-        p(_row("naive loop (numpy+ORT)", nv, base,
-               "jetseg pipeline is {:.1f}x faster (goal >= 3x)".format(
-                   float(np.median(pl)) / float(np.median(nv)))))
-    tv, why = naive_torch(seg, clip, repeats)
-    if tv is None:
-        p(_row("naive loop (torch)", None, note="skipped: " + why))
-    else:
-        p(_row("naive loop (torch)", tv, base, "jetseg pipeline is {:.1f}x faster "
-               "(goal >= 3x)".format(float(np.median(pl)) / float(np.median(tv)))))
-    if memory:
-        p("  memory (jetseg only): peak RSS {:.1f} MB; RSS {:.1f} MB after warm-up -> {:.1f} MB "
-          "after {} frames: {:+.2f}% (goal < 1%), {:.0f} s".format(*memory))
-    return {"model_only": mo, "pipeline": pl, "recording": rec, "naive_ort": nv,
-            "naive_torch": tv}
-
-
 def naive_torch(seg, frames, repeats):
     """Torch eager with per-frame transforms, when jetseg_export (desktop, torch) can rebuild
     the model's architecture (weights do not matter for speed). The runtime itself never
@@ -247,24 +193,202 @@ def naive_torch(seg, frames, repeats):
     return _timed(lambda: fn(frames), repeats), None
 
 
+def soak(seg, frames, total, visualize):
+    """RSS after a warm-up tenth of the run vs at its end."""
+    marks = {}
+
+    def mark(res):
+        if res.frame_id == max(10, total // 10):
+            marks["warm"] = rss_mb()
+    pipe = Pipeline(MemorySource(frames, total), seg, [RenderSink(visualize)], on_result=[mark])
+    stats = pipe.run()
+    end = rss_mb()
+    warm = marks.get("warm", float("nan"))
+    return warm, end, stats.frames
+
+
+ALL = "model only, all cores"
+HEAD = "  {:<22} {:>9} {:>17} {:>9} {:>7}  {:<30} {}"
+
+
+def _row(name, vals, base=None, goal="", verdict="", note=""):
+    if vals is None:
+        return "  {:<22} {}".format(name, note)
+    med = float(np.median(vals))
+    ratio = "" if base is None else "{:.2f}x".format(med / base)
+    return HEAD.format(name, "{:.1f}".format(med), "{:.1f}..{:.1f}".format(min(vals), max(vals)),
+                       "{:.2f}".format(1000.0 / med), ratio, goal or note, verdict).rstrip()
+
+
+def verdict(value, goal):
+    return "meets goal" if value >= goal else "misses goal"
+
+
+class Bench(object):
+    """The frames and settings one ``jetseg bench`` run shares between its backends."""
+
+    def __init__(self, source, frames, repeats, visualize):
+        self.source, self.repeats, self.visualize = source, repeats, visualize
+        self.clip, self.fps = load_frames(source, frames)
+        self.video = is_video_path(str(source)) and os.path.isfile(str(source))
+        self.tmp = tempfile.mkdtemp(prefix="jetseg-bench-")
+
+    def close(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def describe(seg):
+    from jetseg.backends import cpu_cores
+    b = seg.backend
+    threads = getattr(b, "threads", None)
+    return "{} ({}){}".format(b.name, ", ".join(b.providers), "" if threads is None else
+                              "; inference on {} of {} cores".format(threads, cpu_cores()))
+
+
+def run_bench(segs, source, frames=60, repeats=5, soak_frames=0, visualize="overlay",
+              out=sys.stdout, wide=None):
+    """Time every Segmenter in ``segs`` (one per backend; the first is ``auto``'s pick).
+    ``wide``: {backend name: the same model on every core}, for a model-only figure beside
+    the baseline (the default leaves the render thread a core; see default_threads)."""
+    bench = Bench(source, frames, repeats, visualize)
+    try:
+        return _run(bench, segs, soak_frames, out, wide or {})
+    finally:
+        bench.close()
+
+
+def _run(bench, segs, soak_frames, out, wide):
+    clip = bench.clip
+    h, w = clip[0].shape[:2]
+    p = lambda s="": out.write(s + "\n")
+    p("jetseg bench: {} on {} ({} frames {}x{}, {} repeats interleaved; medians, spread "
+      "min..max)".format(os.path.basename(segs[0].path), bench.source, len(clip), w, h,
+                         bench.repeats))
+    rows = pipeline_rows(bench)
+    runs = [model_only(seg, clip)[1] for seg in segs]      # each warmed up once
+    every = [model_only(wide[s.backend.name], clip)[1] if s.backend.name in wide else None
+             for s in segs]
+    figures = [dict((name, []) for name in ["model only", ALL] + [r[0] for r in rows])
+               for _ in segs]
+    for _ in range(bench.repeats):
+        for seg, run, run_all, fig in zip(segs, runs, every, figures):
+            fig["model only"].append(_fps(run))
+            if run_all is not None:
+                fig[ALL].append(_fps(run_all))
+            for name, fn in rows:
+                fig[name].append(_fps(lambda: fn(seg)))
+    p(HEAD.format("", "fps (p50)", "spread (min..max)", "ms/frame", "ratio", "goal",
+                  "verdict"))
+    results = {}
+    for seg, fig in zip(segs, figures):
+        p("  {}".format(describe(seg)))
+        base = float(np.median(fig["model only"]))
+        p(_row("model only", fig["model only"], base, note="(baseline)"))
+        if fig[ALL]:
+            p(_row(ALL, fig[ALL], base, note="(information: no core left for rendering)"))
+        for name, _ in rows:
+            ratio = float(np.median(fig[name])) / base
+            if name == RECORDING:       # its goal is against the pipeline without recording
+                rec = float(np.median(fig[name])) / float(np.median(fig["full pipeline"]))
+                p(_row(name, fig[name], base, goal="{:.2f}x the pipeline without (goal >= "
+                       "{:.2f}x)".format(rec, PIPELINE_GOAL), verdict=verdict(rec, PIPELINE_GOAL)))
+                continue
+            p(_row(name, fig[name], base, goal=">= {:.2f}x model only".format(PIPELINE_GOAL),
+                   verdict=verdict(ratio, PIPELINE_GOAL)))
+        results[seg.backend.name] = fig
+    first = figures[0]
+    memory = None
+    if soak_frames:     # before the torch baseline, whose import would swell the peak RSS
+        t0 = time.perf_counter()
+        warm, end, n = soak(segs[0], clip, soak_frames, bench.visualize)
+        memory = (peak_rss_mb(), warm, end, n, 100.0 * (end - warm) / warm,
+                  time.perf_counter() - t0)
+    pl = float(np.median(first["full pipeline"]))
+    base = float(np.median(first["model only"]))
+    p("  baselines: the loops people write first ({} frames, {} repeats; ratio to {} model "
+      "only)".format(min(len(clip), NAIVE_FRAMES), min(bench.repeats, NAIVE_REPEATS),
+                     segs[0].backend.name))
+    few = clip[:NAIVE_FRAMES]
+    ort = [s for s in segs if s.backend.name == "onnxruntime"]
+    reps = min(bench.repeats, NAIVE_REPEATS)
+    nv, why = naive_ort((ort or segs)[0], few, reps)
+    label = "naive loop (numpy+{})".format("ORT" if ort else segs[0].backend.name)
+    tv, why_t = naive_torch(segs[0], few, reps)
+    for name, vals, why in ((label, nv, why), ("naive loop (torch)", tv, why_t)):
+        if vals is None:
+            p(_row(name, None, note="skipped: " + why))
+            continue
+        x = pl / float(np.median(vals))
+        p(_row(name, vals, base, goal="jetseg pipeline is {:.1f}x faster (goal >= {:.0f}x)"
+               .format(x, NAIVE_GOAL), verdict=verdict(x, NAIVE_GOAL)))
+    if memory:
+        p("  memory (jetseg only): peak RSS {:.1f} MB; RSS {:.1f} MB after warm-up -> {:.1f} MB "
+          "after {} frames: {:+.2f}% (goal < 1%), {:.0f} s".format(*memory) + "  " +
+          ("meets goal" if memory[4] < 1.0 else "misses goal"))
+    results.update(naive_ort=nv, naive_torch=tv)
+    return results
+
+
+def bench_backends(model, asked):
+    """The backends to time: the one asked for, or (``auto``) auto's pick first, then every
+    other installed one that runs this file."""
+    import importlib.util
+    from jetseg.backends import ENGINE_EXTS, choose_backend
+    first = choose_backend(model, asked)
+    if asked != "auto" or os.path.splitext(str(model))[1].lower() in ENGINE_EXTS:
+        return [first]
+    return [first] + [name for name, module in BENCH_BACKENDS if name != first and
+                      importlib.util.find_spec(module) is not None]
+
+
 def register(sub, common):
     from jetseg.cli.common import add_model_args
     b = sub.add_parser("bench", parents=[common], help="model-only vs pipeline vs naive fps",
                        description="Measure model-only, full-pipeline and naive-loop speed on "
-                                   "the same frames, and memory over a long run.")
+                                   "the same frames, for every installed backend (or the one "
+                                   "--backend names), each figure a median of repeats with "
+                                   "its spread and a verdict for each goal.")
     add_model_args(b)
     b.add_argument("input", nargs="?", default="samples/camvid-demo.mp4",
-                   help="video, image folder or glob (frames are held in memory)")
-    b.add_argument("--frames", type=int, default=60, help="frames per repeat")
-    b.add_argument("--repeats", type=int, default=5)
-    b.add_argument("--soak", type=int, default=10000,
-                   help="frames for the RSS-growth run (0: skip)")
+                   help="video, image folder or glob (frames are held in memory; a video "
+                        "is also decoded and written again: the file-in, file-out row)")
+    b.add_argument("--frames", type=int, default=60,
+                   help="frames per repeat (default: %(default)s)")
+    b.add_argument("--repeats", type=int, default=5,
+                   help="repeats of every row; figures are their median (default: "
+                        "%(default)s)")
+    b.add_argument("--soak", type=int, default=0, metavar="N",
+                   help="also run N frames through the pipeline and report RSS growth "
+                        "(default: %(default)s, off; e.g. 10000 for a memory check of a few "
+                        "minutes)")
     b.set_defaults(func=cmd_bench)
 
 
 def cmd_bench(args):
     from jetseg.cli.common import segmenter_from_args
-    seg = segmenter_from_args(args)
-    run_bench(seg, args.input, frames=args.frames, repeats=args.repeats,
-              soak_frames=args.soak, visualize=args.visualize)
+    if args.frames < 1 or args.repeats < 1 or args.soak < 0:
+        raise JetsegError("--frames and --repeats must be at least 1, --soak 0 or more",
+                          fix="e.g. --frames 60 --repeats 5")
+    from jetseg.backends import cpu_cores
+    segs, wide = [], {}
+    for name in bench_backends(args.model, args.backend):
+        args.backend = name
+        try:
+            segs.append(segmenter_from_args(args))
+        except JetsegError as e:
+            if not segs:            # the backend asked for (or auto's pick) must work
+                raise
+            log.warning("bench: %s skipped: %s", name, e)
+            continue
+        threads = getattr(segs[-1].backend, "threads", None)
+        if args.threads is None and threads is not None and threads < cpu_cores():
+            args.threads = cpu_cores()
+            wide[name] = segmenter_from_args(args)
+            args.threads = None
+    try:
+        run_bench(segs, args.input, frames=args.frames, repeats=args.repeats,
+                  soak_frames=args.soak, visualize=args.visualize, wide=wide)
+    finally:
+        for seg in segs + list(wide.values()):
+            seg.close()
     return 0

@@ -189,6 +189,13 @@ def _check_ort(jetson, have_trt):
         essential=not jetson and not have_trt)]
 
 
+def _check_auto():
+    """Which backend ``--backend auto`` picks for an .onnx here, and why."""
+    from jetseg.backends import auto_backend
+    name, why = auto_backend()
+    return Check("auto backend", None, "{} for an .onnx ({})".format(name, why))
+
+
 def collect():
     """All checks for this machine, in print order."""
     rel = jetson_release()
@@ -219,6 +226,7 @@ def collect():
     checks += _check_target(rel[0] if jetson else None, trt)
     checks += _check_opencv(jetson)
     checks += _check_ort(jetson, trt is not None)
+    checks.append(_check_auto())
     cams = sorted(glob.glob("/dev/video*"))
     detail = ", ".join(cams) if cams else "no /dev/video* devices"
     if jetson:

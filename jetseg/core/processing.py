@@ -37,6 +37,19 @@ def resize_nearest(arr, width, height):
     return arr[nearest_index(h, height)[:, None], nearest_index(w, width)[None, :]]
 
 
+def nearest_counts(classes, width, height, n):
+    """Pixels per class (``n`` of them) of ``resize_nearest(classes, width, height)``,
+    counted at ``classes``' own resolution: each source pixel weighs as many frame pixels
+    as it becomes (exact; about 4x cheaper than counting the resized map)."""
+    h, w = classes.shape[:2]
+    if (w, h) == (width, height):
+        return np.bincount(classes.ravel(), minlength=n)[:n]
+    rows = np.bincount(nearest_index(h, height), minlength=h)
+    cols = np.bincount(nearest_index(w, width), minlength=w)
+    weights = np.outer(rows, cols).astype(np.float64).ravel()
+    return np.bincount(classes.ravel(), weights, minlength=n)[:n].astype(np.int64)
+
+
 def resize_linear(arr, width, height):
     """Bilinear (half-pixel centres, like ONNX Resize ``half_pixel``) resize of HxW(xC)."""
     if arr.shape[1] == width and arr.shape[0] == height:
@@ -209,7 +222,8 @@ class Palette(object):
         self._check(classes_low)
         h, w = frame.shape[:2]
         colour = resize_linear(self.mask(classes_low), w, h)
-        a = resize_linear(self.a[classes_low].astype(np.float32), w, h)
+        a = resize_linear(self.cv2.LUT(classes_low, self.lut_a) if self._lut(classes_low)
+                          else self.a[classes_low].astype(np.float32), w, h)
         return self.cv2.blendLinear(frame, colour, (1.0 - a).astype(np.float32), a)
 
     def mask_linear(self, classes_low, width, height):

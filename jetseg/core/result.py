@@ -214,7 +214,11 @@ class Segmentation(object):
         view, --stats and --emit all ask for it)."""
         if "counts" not in self._cache:
             n = len(self.segmenter.classes)
-            self._cache["counts"] = np.bincount(self.classes.ravel(), minlength=n)[:n]
+            if self._classes is None and not self._smooth():    # the map would be nearest-
+                self._cache["counts"] = processing.nearest_counts(   # resized: count it small
+                    self.classes_lowres, self.width, self.height, n)
+            else:
+                self._cache["counts"] = np.bincount(self.classes.ravel(), minlength=n)[:n]
         return self._cache["counts"]
 
     def class_fractions(self):
