@@ -40,6 +40,7 @@ from jetseg.autopilot.gates import check_gates, pull_up
 from jetseg.autopilot.horizon import HorizonFilter, estimate_horizon
 from jetseg.autopilot.links import resolve
 from jetseg.errors import JetsegError, log
+from jetseg.io.worker import put_latest
 
 SCHEMA = "jetseg.autopilot/1"
 
@@ -256,16 +257,9 @@ class EmitSink(object):
 
     def write(self, res):
         if self.live:
-            while True:
-                try:
-                    self.q.put_nowait(res)
-                    return
-                except queue.Full:
-                    try:
-                        self.q.get_nowait()
-                        self.skipped += 1
-                    except queue.Empty:
-                        pass
+            if put_latest(self.q, res):
+                self.skipped += 1
+            return
         while self.thread.is_alive():
             try:
                 self.q.put(res, timeout=0.1)

@@ -20,6 +20,7 @@ import time
 import numpy as np
 
 from jetseg.errors import JetsegError, log
+from jetseg.io.worker import put_latest as _put_latest
 
 import queue
 
@@ -103,21 +104,6 @@ class Stats(object):
                 out[s + "_p50_ms"] = round(r.percentile(50), 2)
                 out[s + "_p99_ms"] = round(r.percentile(99), 2)
         return out
-
-
-def _put_latest(q, item):
-    """Put without blocking: when full, drop the oldest item. Returns True if one was dropped."""
-    dropped = False
-    while True:
-        try:
-            q.put_nowait(item)
-            return dropped
-        except queue.Full:
-            try:
-                q.get_nowait()
-                dropped = True
-            except queue.Empty:
-                pass
 
 
 class Pipeline(object):

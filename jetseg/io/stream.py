@@ -15,7 +15,8 @@ frame, while polling ``latest()`` never holds the loop back.
 import queue
 import threading
 
-from jetseg.io.pipeline import Pipeline, _put_latest
+from jetseg.io.pipeline import Pipeline
+from jetseg.io.worker import put_latest as _put_latest
 from jetseg.core.segmenter import Segmenter
 from jetseg.io.sources import open_source
 

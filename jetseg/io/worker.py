@@ -19,6 +19,21 @@ from jetseg.errors import JetsegError, log
 _END = object()
 
 
+def put_latest(q, item):
+    """Put without blocking: when full, drop the oldest item. Returns True if one was dropped."""
+    dropped = False
+    while True:
+        try:
+            q.put_nowait(item)
+            return dropped
+        except queue.Full:
+            try:
+                q.get_nowait()
+                dropped = True
+            except queue.Empty:
+                pass
+
+
 class Worker(object):
     def __init__(self, open_fn, name, lossless=True, size=8):
         self.open_fn = open_fn
@@ -46,16 +61,8 @@ class Worker(object):
                     pass
             self._raise()
             return
-        while True:
-            try:
-                self.q.put_nowait(item)
-                return
-            except queue.Full:
-                try:
-                    self.q.get_nowait()
-                    self.dropped += 1
-                except queue.Empty:
-                    pass
+        if put_latest(self.q, item):
+            self.dropped += 1
 
     def _raise(self):
         if self.error is not None and not self.reported:
