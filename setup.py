@@ -43,9 +43,11 @@ setup(
         "mavlink": ['pymavlink>=2.4.47,<2.4.50; python_version < "3.7"',
                     'pymavlink>=2.4.47; python_version >= "3.7"', "pyserial>=3.4"],
         # tests: the export zoo builds these libraries' nets with random weights; MAVLink;
-        # pycocotools so the COCO reader's pycocotools path is tested beside its own
+        # pycocotools so the COCO reader's pycocotools path is tested beside its own;
+        # OpenVINO so its backend runs the same tests as ONNX Runtime
         "dev": ["pytest>=6", "vermin>=1.5", "onnx>=1.12", "segmentation-models-pytorch>=0.5",
                 "timm>=0.9", "transformers>=4.40", "pycocotools>=2.0",
+                "openvino>=2023.1; python_version >= '3.8'",
                 'pymavlink>=2.4.47,<2.4.50; python_version < "3.7"',
                 'pymavlink>=2.4.47; python_version >= "3.7"', "pyserial>=3.4"],
         # H.264/H.265 recording and RTP on a desktop: PyAV's wheels carry FFmpeg with
