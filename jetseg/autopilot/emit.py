@@ -40,7 +40,7 @@ from jetseg.autopilot.gates import check_gates, pull_up
 from jetseg.autopilot.horizon import HorizonFilter, estimate_horizon
 from jetseg.autopilot.links import resolve
 from jetseg.errors import JetsegError, log
-from jetseg.io.worker import put_latest
+from jetseg.io.worker import put_latest, put_waiting
 
 SCHEMA = "jetseg.autopilot/1"
 
@@ -260,12 +260,7 @@ class EmitSink(object):
             if put_latest(self.q, res):
                 self.skipped += 1
             return
-        while self.thread.is_alive():
-            try:
-                self.q.put(res, timeout=0.1)
-                return
-            except queue.Full:
-                pass
+        put_waiting(self.q, res, self.thread)
 
     def _run(self):
         while True:

@@ -19,6 +19,18 @@ from jetseg.errors import JetsegError, log
 _END = object()
 
 
+def put_waiting(q, item, thread):
+    """Put, waiting while the queue is full, as long as ``thread`` (its reader) lives.
+    Returns False when the reader is gone and the item was not put."""
+    while thread.is_alive():
+        try:
+            q.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            pass
+    return False
+
+
 def put_latest(q, item):
     """Put without blocking: when full, drop the oldest item. Returns True if one was dropped."""
     dropped = False
@@ -53,13 +65,8 @@ class Worker(object):
         self._raise()
         item = (frame, t)
         if self.lossless:
-            while self.thread.is_alive():
-                try:
-                    self.q.put(item, timeout=0.1)
-                    return
-                except queue.Full:
-                    pass
-            self._raise()
+            if not put_waiting(self.q, item, self.thread):
+                self._raise()
             return
         if put_latest(self.q, item):
             self.dropped += 1
