@@ -86,10 +86,15 @@ def build_parser(prog="jetseg export"):
                         "(nearest), linear (blended colours, default) or smooth (scores "
                         "upsampled before the argmax)")
     d.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "int8"),
-                   help="fp16: float16 weights and compute in the graph (what strongly typed "
-                        "TensorRT 10/11 builds as FP16); int8: Q/DQ from --calib frames")
+                   help="fp32 (default); fp16: float16 weights and compute in the graph "
+                        "(what strongly typed TensorRT 10/11 builds as FP16); int8: Q/DQ "
+                        "from --calib frames")
     d.add_argument("--labels", help="classes.txt, one name a line")
     d.add_argument("--colors", help="colors.txt, 'R G B [A]' a line")
+    d.add_argument("--labels-mismatch-ok", action="store_true",
+                   help="accept --labels/--colors files with another count than "
+                        "--num-classes: missing names become 'class #N', missing colours are "
+                        "generated, extra lines are dropped (default: that is an error)")
     d.add_argument("--ignore-class", help="class id or name the argmax never picks (void)")
     d.add_argument("--alpha", type=int, default=150, help="overlay opacity 0-255 (default 150)")
     d.add_argument("--no-overlay", action="store_true", help="no overlay output in the graph")
@@ -108,7 +113,11 @@ def build_parser(prog="jetseg export"):
     c.add_argument("--calib-count", type=int, default=100,
                    help="calibration frames used (default 100, spread over the folder)")
     c.add_argument("--calib-method", default="minmax", choices=("minmax", "entropy",
-                                                                "percentile"))
+                                                                "percentile"),
+                   help="how INT8 ranges are chosen from the calibration frames: minmax "
+                        "(default: each activation's full range, little memory), entropy or "
+                        "percentile (99.999%%; both clip outliers and keep every activation "
+                        "of every frame in memory, so use fewer --calib-count)")
     g = p.add_argument_group("output")
     g.add_argument("--debug", action="store_true", help="show tracebacks and details")
     g.add_argument("--quiet", "-q", action="store_true", help="only the table and errors")
@@ -125,7 +134,7 @@ def _need_torch():
 
 
 def run(args):
-    from jetseg.core.labels import read_colors, read_labels
+    from jetseg.core.labels import check_count, read_colors, read_labels
     from jetseg.core.modelinfo import parse_triple
 
     frame_size = _size(args.frame_size, "--frame-size", "1280x720") if args.frame_size \
@@ -165,6 +174,11 @@ def run(args):
     if not num_classes:
         raise JetsegError("how many classes does the net output?",
                           fix="pass --num-classes N or --labels classes.txt")
+    if args.labels:
+        names = check_count(names, num_classes, args.labels, "labels", args.labels_mismatch_ok)
+    if args.colors:
+        colors = check_count(colors, num_classes, args.colors, "colors",
+                             args.labels_mismatch_ok)
     if not 0 <= args.alpha <= 255:
         raise JetsegError("--alpha {} is outside 0-255".format(args.alpha),
                           fix="give an opacity from 0 (clear) to 255 (opaque)")

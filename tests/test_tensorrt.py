@@ -28,7 +28,7 @@ from jetseg.backends import onnx_proto
 from jetseg.backends import open_backend
 from jetseg.backends.tensorrt import runner as trtmod, tensors
 from jetseg.cli import build_parser
-from jetseg.errors import JetsegError
+from jetseg.errors import JetsegError, command_line_names
 from tests.helpers.cuda_emulator import emulated_runtime
 from tests.helpers.trt_fakes import (DESKTOP, GENERATIONS, NANO, ORIN, PLAN, Engine10, Engine82,
                                      FakeBuilderTrt, FakeNet, fake_trt, frame, onnx_with)
@@ -276,9 +276,12 @@ def test_tensorrt_backend_on_onnx_and_engine_names_tensorrt_and_fix(tmp_path):
     for path in (model, str(tmp_path / "m.engine")):
         if path.endswith(".engine"):
             eng.write_engine(path, fake_header(NANO), PLAN)
-        with pytest.raises(JetsegError) as e:
+        with pytest.raises(JetsegError) as e, command_line_names():     # as jetseg says it
             open_backend(path, "tensorrt" if path.endswith(".onnx") else "auto")
         assert "TensorRT" in str(e.value) and "--backend onnxruntime" in str(e.value)
+        with pytest.raises(JetsegError) as e:                           # from Python
+            open_backend(path, "tensorrt" if path.endswith(".onnx") else "auto")
+        assert "TensorRT" in str(e.value) and "backend='onnxruntime'" in str(e.value)
 
 
 def test_auto_backend_runs_onnx_as_engine_only_on_a_jetson_with_tensorrt(tmp_path,

@@ -8,7 +8,7 @@ Heavy libraries are imported only when a backend of that kind is opened.
 """
 import os
 
-from jetseg.errors import JetsegError, log
+from jetseg.errors import JetsegError, log, option
 
 BACKEND_NAMES = ("auto", "onnxruntime", "openvino", "tensorrt")
 # the options each backend takes (open_backend refuses any other name)
@@ -69,7 +69,7 @@ class Backend(object):
                     isinstance(w, int) and w > 0 and w != g
                     for w, g in zip(t.shape, value.shape))):
                 raise JetsegError("input {!r} has shape {}; the {} takes {}".format(
-                    t.name, tuple(value.shape), what, t.shape), path=self.path,
+                    t.name, tuple(value.shape), what, t.shape_text), path=self.path,
                     fix="feed the size the {} was made for (or export/build it for this "
                         "size)".format(what))
         if names is None:
@@ -112,7 +112,8 @@ def check_model_file(path):
     path = str(path)
     if not os.path.exists(path):
         raise JetsegError("model file not found", path=path,
-                          fix="check the --model path (export one with jetseg export)")
+                          fix="check the path given as {}; export one with jetseg export"
+                          .format(option("model")))
     if os.path.isdir(path):
         raise JetsegError("model path is a folder", path=path, fix="pass the .onnx file itself")
     if os.path.getsize(path) == 0:
@@ -200,8 +201,8 @@ def open_backend(path, backend="auto", **options):
 def _open(path, backend, options):
     if backend != "tensorrt" and os.path.splitext(path)[1].lower() in ENGINE_EXTS:
         raise JetsegError("a TensorRT engine file runs on TensorRT only, not {}".format(
-            backend), path=path, fix="use --backend tensorrt (or auto), or give {} the "
-                                     ".onnx the engine was built from".format(backend))
+            backend), path=path, fix="use {} (or auto), or give {} the .onnx the engine was "
+                                     "built from".format(option("backend", "tensorrt"), backend))
     mine = OPTIONS[backend]
     for k in sorted(options):
         v = options[k]

@@ -2,7 +2,7 @@
 import os
 import re
 
-from jetseg.errors import JetsegError, log
+from jetseg.errors import JetsegError, log, option
 from jetseg.core.modelinfo import TensorDesc
 from jetseg.backends import Backend, default_threads
 
@@ -150,8 +150,8 @@ class OrtBackend(Backend):
             raise JetsegError("ONNX Runtime failed: {}".format(_one_line(e)), path=self.path,
                               fix="the inputs match the model's declared names, types and "
                                   "shapes, so the graph itself failed on them: see ONNX "
-                                  "Runtime's message; try --providers cpu, or export the "
-                                  "model again")
+                                  "Runtime's message; try {}, or export the model "
+                                  "again".format(option("providers", "cpu")))
         return dict(zip(names, values))
 
     def close(self):

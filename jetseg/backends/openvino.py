@@ -14,7 +14,7 @@ import re
 from jetseg.backends import Backend, default_threads
 from jetseg.backends.onnx_proto import read_onnx_metadata
 from jetseg.core.modelinfo import TensorDesc
-from jetseg.errors import JetsegError, log
+from jetseg.errors import JetsegError, log, option
 
 DEVICE = "CPU"
 # precision: "fp32" (default) = f32 arithmetic, the exported graph's own numbers (what its
@@ -22,7 +22,6 @@ DEVICE = "CPU"
 # "auto" (the CPU's own default: bf16 where it has AMX or AVX512-BF16, f32 elsewhere) trade
 # exactness for speed on CPUs that have them.
 PRECISIONS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16", "auto": None}
-OV_FIX = "pip install 'jetseg[openvino]' (OpenVINO from PyPI), or use --backend onnxruntime"
 
 _SOURCE_REF = re.compile(r"(?:Exception from \S+:\d+:|Check '.*?' failed at \S+:\d+:)\s*")
 
@@ -42,7 +41,9 @@ def import_openvino():
     try:
         import openvino
     except ImportError:
-        raise JetsegError("OpenVINO is not installed", fix=OV_FIX)
+        raise JetsegError("OpenVINO is not installed",
+                          fix="pip install 'jetseg[openvino]' (OpenVINO from PyPI), or use "
+                              "{}".format(option("backend", "onnxruntime")))
     return openvino
 
 
@@ -134,7 +135,7 @@ class OvBackend(Backend):
         except Exception as e:
             raise OvCannotRun("OpenVINO cannot compile the model for the {}: {}".format(
                 DEVICE, _one_line(e, 300)), path=self.path,
-                fix="try --backend onnxruntime, or export the model again")
+                fix="try {}, or export the model again".format(option("backend", "onnxruntime")))
         got = self._requests[names] = (compiled, compiled.create_infer_request())
         return got
 
@@ -149,8 +150,8 @@ class OvBackend(Backend):
             raise JetsegError("OpenVINO failed: {}".format(_one_line(e)), path=self.path,
                               fix="the inputs match the model's declared names, types and "
                                   "shapes, so the graph itself failed on them: see OpenVINO's "
-                                  "message; try --backend onnxruntime, or export the model "
-                                  "again")
+                                  "message; try {}, or export the model again".format(
+                                      option("backend", "onnxruntime")))
 
     def close(self):
         self._requests = {}

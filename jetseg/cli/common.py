@@ -9,7 +9,7 @@ import re
 import sys
 
 from jetseg.backends import BACKEND_NAMES
-from jetseg.errors import JetsegError, log
+from jetseg.errors import JetsegError, command_line_names, log
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -81,6 +81,10 @@ def add_model_args(p, primary="--model", visualisation=True):
                    help="inference backend (default auto)")
     g.add_argument("--labels", help="classes.txt (one name a line) for models without metadata")
     g.add_argument("--colors", help="colors.txt ('R G B [A]' a line)")
+    g.add_argument("--labels-mismatch-ok", action="store_true",
+                   help="accept --labels/--colors files with another count than the model's "
+                        "classes: missing names become 'class #N', missing colours are "
+                        "generated, extra lines are dropped (default: that is an error)")
     g.add_argument("--mean", help="normalisation mean, 0..1 scale, e.g. 0.485,0.456,0.406")
     g.add_argument("--std", help="normalisation std, 0..1 scale, e.g. 0.229,0.224,0.225")
     g.add_argument("--channel-order", choices=("RGB", "BGR"),
@@ -135,7 +139,7 @@ def segmenter_from_args(args):
                      input_blob=args.input_blob, output_blob=args.output_blob,
                      input_size=args.input_size, alpha=args.alpha, filter_mode=args.filter_mode,
                      ignore_class=args.ignore_class, threads=args.threads,
-                     providers=args.providers)
+                     providers=args.providers, labels_mismatch_ok=args.labels_mismatch_ok)
 
 
 def format_shares(fractions, limit=6):
@@ -154,12 +158,14 @@ def setup_logging(debug=False, quiet=False, prog="jetseg"):
 
 
 def run_guarded(parser, func, argv, prog="jetseg"):
-    """Parse, run, and turn user-fixable errors into one line + exit code 2."""
+    """Parse, run, and turn user-fixable errors into one line + exit code 2; the messages
+    name options as this command's flags (jetseg.errors.option)."""
     args = parser.parse_args(argv)
     saved = (list(log.handlers), log.level, log.propagate)
     setup_logging(getattr(args, "debug", False), getattr(args, "quiet", False), prog)
     try:
-        return func(args)
+        with command_line_names():
+            return func(args)
     except JetsegError as e:
         if args.debug:
             raise

@@ -99,7 +99,7 @@ def _check_tensorrt(jetson, props):
     try:
         import tensorrt as trt
     except ImportError as e:
-        return [Check("TensorRT", False, "not installed ({})".format(e), fix=plat.TRT_FIX,
+        return [Check("TensorRT", False, "not installed ({})".format(e), fix=plat.trt_fix(),
                       essential=jetson)], None
     api = ("named tensors, execute_async_v3" if hasattr(trt, "ICudaEngine") and
            hasattr(trt.ICudaEngine, "num_io_tensors") else "bindings, execute_async_v2")

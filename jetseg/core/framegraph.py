@@ -15,7 +15,7 @@ The Segmenter picks, once per frame size:
 """
 import os
 
-from jetseg.errors import JetsegError
+from jetseg.errors import JetsegError, option
 
 PRECISION_TAGS = ("fp32", "fp16", "int8")
 
@@ -59,11 +59,12 @@ def wrong_size(info, path, size):
         "this frame graph takes {} frames (it shrinks them to the net's {} itself); this "
         "frame is {}".format(size_tag((f["width"], f["height"])), size_tag(net),
                              size_tag(size)), path=path,
-        fix="set the camera to {w}x{h} (--input-width {w} --input-height {h}), or make a frame "
-            "graph for {s} ({cmd}), or run the net-size model, which takes any frame size "
-            "(resize and overlay on the CPU)".format(
-                w=f["width"], h=f["height"], s=size_tag(size),
-                cmd=export_hint(_source(info, path), size)))
+        fix="set the camera to {w}x{h} ({ow} {oh}), or make a frame graph for {s} ({cmd}), or "
+            "run the net-size model, which takes any frame size (resize and overlay on the "
+            "CPU)".format(w=f["width"], h=f["height"], s=size_tag(size),
+                          ow=option("width", f["width"], flag="--input-width"),
+                          oh=option("height", f["height"], flag="--input-height"),
+                          cmd=export_hint(_source(info, path), size)))
 
 
 def _source(info, path):

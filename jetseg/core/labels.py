@@ -7,7 +7,7 @@ explicitly keeps that alpha whatever ``--alpha`` says. A colour is kept as a tup
 """
 import re
 
-from jetseg.errors import JetsegError, log
+from jetseg.errors import JetsegError, log, option
 
 _SYNSET = re.compile(r"^n\d{8}\s+")
 
@@ -18,7 +18,7 @@ def _read_lines(path, what):
             text = f.read()
     except (IOError, OSError) as e:
         raise JetsegError("cannot read {} file: {}".format(what, e.strerror or e), path=path,
-                          fix="check the path passed to --{}".format(what))
+                          fix="check the path given as {}".format(option(what)))
     except UnicodeDecodeError:
         raise JetsegError("{} file is not text".format(what), path=path,
                           fix="give a text file with one entry a line")
@@ -103,6 +103,27 @@ def fit_labels(names, num_classes, source="labels"):
                     source, len(names), num_classes)
         names += ["class #{}".format(i) for i in range(len(names), num_classes)]
     return names
+
+
+def check_count(items, num_classes, source, what, allow=False):
+    """Class names (``what="labels"``) or colours (``"colors"``) the user gave, for a model
+    with ``num_classes`` classes: another count is an error that names ``source`` and both
+    counts, unless ``allow`` (``--labels-mismatch-ok``); then extra entries are dropped with
+    a warning, and fit_labels / fit_colors fill the missing ones."""
+    if items is None or len(items) == num_classes:
+        return items
+    noun = "classes" if what == "labels" else "colours"
+    text = "{} lists {} {} but the model outputs {} classes".format(
+        source, len(items), noun, num_classes)
+    if not allow:
+        fix = "give the {} the model was trained with (one line per class, class 0 first), " \
+              "or pass {} to accept it".format("classes.txt" if what == "labels" else
+                                               "colors.txt", option("labels_mismatch_ok", True))
+        raise JetsegError(text, fix=fix)
+    if len(items) > num_classes:
+        log.warning("%s; the last %d are not used", text, len(items) - num_classes)
+        return list(items)[:num_classes]
+    return items
 
 
 def fit_colors(colors, num_classes, source="colors"):

@@ -30,7 +30,7 @@ elsewhere has none of these keys: the facts come from its tensor shapes and from
 """
 import json
 
-from jetseg.errors import JetsegError
+from jetseg.errors import JetsegError, option
 
 PREFIX = "jetseg."
 SCHEMA = 1
@@ -55,8 +55,16 @@ class TensorDesc(object):
         d = self.shape[i]
         return d if isinstance(d, int) and d > 0 else None
 
+    @property
+    def shape_text(self):
+        """The shape as a user reads it: ``[1, 3, ?, ?]`` (a dynamic dim is its name, or
+        ``?``), ``[?]`` when not even the rank is known."""
+        if self.shape is None:
+            return "[?]"
+        return "[{}]".format(", ".join(_dim_text(d) for d in self.shape))
+
     def __repr__(self):
-        return "{}{} {}".format(self.name, self.shape, self.dtype)
+        return "{}{} {}".format(self.name, self.shape_text, self.dtype)
 
 
 class ModelInfo(object):
@@ -161,20 +169,21 @@ class ModelInfo(object):
             if input_blob not in names:
                 raise JetsegError("model has no input named {!r} (it has {})".format(
                     input_blob, ", ".join(names)), path=source,
-                    fix="pass --input-blob with one of those names")
+                    fix="pass {} with one of those names".format(option("input_blob")))
             self.input_name = input_blob
         elif self.input_name not in names:
             if len(inputs) != 1:
                 raise JetsegError("model has {} inputs ({}); jetseg needs one image "
                                   "input".format(len(inputs), ", ".join(names)), path=source,
-                                  fix="pass --input-blob NAME")
+                                  fix="pass {}".format(option("input_blob", "NAME")))
             self.input_name = names[0]
         inp = inputs[names.index(self.input_name)]
         self.input_dtype = inp.dtype
         if inp.shape is None or len(inp.shape) != 4:
             raise JetsegError("input {!r} has shape {}; an image model takes 4-D "
-                              "[N,C,H,W] or [N,H,W,C]".format(inp.name, inp.shape),
-                              path=source, fix="pass --input-blob with the image input")
+                              "[N,C,H,W] or [N,H,W,C]".format(inp.name, inp.shape_text),
+                              path=source,
+                              fix="pass {} with the image input".format(option("input_blob")))
         if not self.has_metadata:
             if inp.dim(3) in (1, 3) and inp.dim(1) not in (1, 3):
                 self.input_layout = "NHWC"
@@ -191,10 +200,10 @@ class ModelInfo(object):
             self.width, self.height = input_size
         if inp.dim(w_ax) and inp.dim(h_ax):
             if input_size and (inp.dim(w_ax), inp.dim(h_ax)) != tuple(input_size):
-                raise JetsegError("--input-size {}x{} does not match the model's fixed input "
-                                  "{}x{}".format(input_size[0], input_size[1], inp.dim(w_ax),
-                                                 inp.dim(h_ax)), path=source,
-                                  fix="leave --input-size out for this model")
+                raise JetsegError("{} does not match the model's fixed input {}x{}".format(
+                    option("input_size", "{}x{}".format(*input_size)), inp.dim(w_ax),
+                    inp.dim(h_ax)), path=source,
+                    fix="leave {} out for this model".format(option("input_size")))
             self.width, self.height = inp.dim(w_ax), inp.dim(h_ax)
 
         by_name = dict((t.name, t) for t in outputs)
@@ -202,7 +211,7 @@ class ModelInfo(object):
             if output_blob not in by_name:
                 raise JetsegError("model has no output named {!r} (it has {})".format(
                     output_blob, ", ".join(by_name)), path=source,
-                    fix="pass --output-blob with one of those names")
+                    fix="pass {} with one of those names".format(option("output_blob")))
             self.outputs = {"scores": output_blob}
             for k in ("argmax", "overlay", "confidence", "upsample"):
                 self.graph[k] = False
@@ -224,20 +233,22 @@ class ModelInfo(object):
                 raise JetsegError(
                     "output {!r} has shape {} ({}); a segmentation model outputs per-class "
                     "scores [1, classes, H, W] (or a class map [1, H, W])".format(
-                        out.name, out.shape, out.dtype), path=source,
-                    fix="export a segmentation model, or pass --output-blob with the score map")
+                        out.name, out.shape_text, out.dtype), path=source,
+                    fix="export a segmentation model, or pass {} with the score map".format(
+                        option("output_blob")))
         if "scores" in self.outputs:
             t = by_name[self.outputs["scores"]]
             if len(t.shape or []) != 4 or not t.dtype.startswith("float"):
                 raise JetsegError(
                     "output {!r} has shape {} ({}); scores must be float [1, classes, H, W]"
-                    .format(t.name, t.shape, t.dtype), path=source,
-                    fix="pass --output-blob with the score map")
+                    .format(t.name, t.shape_text, t.dtype), path=source,
+                    fix="pass {} with the score map".format(option("output_blob")))
             n = t.dim(1)
             if n is not None and n < 2:
                 raise JetsegError("output {!r} has {} channel(s); a segmentation map needs at "
                                   "least 2 classes".format(t.name, n), path=source,
-                                  fix="pass --output-blob with the score map")
+                                  fix="pass {} with the score map".format(
+                                      option("output_blob")))
             if n is not None and self.classes and len(self.classes) != n:
                 raise JetsegError("metadata jetseg.classes lists {} classes but output {!r} has "
                                   "{}".format(len(self.classes), t.name, n), path=source,
@@ -265,14 +276,22 @@ class ModelInfo(object):
 
     def describe(self):
         steps = [k for k in GRAPH_STEPS if self.graph.get(k)]
-        text = ("{} classes, input {} {}x{} {} ({}), graph does: {}, precision {}".format(
-            self.num_classes, self.input_name, self.width, self.height, self.input_layout,
+        text = ("{}, input {} {} {} ({}), graph does: {}, precision {}".format(
+            "{} classes".format(self.num_classes) if self.num_classes else "no class names",
+            self.input_name or "?", "{}x{}".format(self.width, self.height)
+            if self.width and self.height else "of any size", self.input_layout,
             self.input_dtype, ", ".join(steps) or "nothing (CPU pre/post)", self.precision))
         if self.frame:
             text += ", frame graph: {}x{} frames -> net {}x{} -> {} at the frame's size".format(
                 self.frame["width"], self.frame["height"], self.frame["net_width"],
                 self.frame["net_height"], self.frame["filter"])
         return text
+
+
+def _dim_text(d):
+    if isinstance(d, str) and d:
+        return d
+    return str(d) if isinstance(d, int) and d >= 0 else "?"
 
 
 def _frame_facts(value):
@@ -310,7 +329,7 @@ def parse_triple(text, what):
     except ValueError:
         vals = ()
     if len(vals) != 3:
-        raise JetsegError("--{} {!r} needs three numbers".format(what, text),
-                          fix="write e.g. --{} 0.485,0.456,0.406 (0..1 pixel scale, RGB)"
-                          .format(what))
+        raise JetsegError("{} needs three numbers".format(option(what, text)),
+                          fix="write e.g. {} (0..1 pixel scale, RGB)".format(
+                              option(what, "0.485,0.456,0.406")))
     return vals

@@ -10,7 +10,7 @@ Filter modes (how the low-resolution net output reaches the frame's resolution):
 """
 import numpy as np
 
-from jetseg.errors import JetsegError, need_cv2
+from jetseg.errors import JetsegError, need_cv2, option
 
 FILTER_MODES = ("point", "linear", "smooth")
 
@@ -195,7 +195,8 @@ class Palette(object):
     def _check(self, classes):
         if classes.size and int(classes.max()) >= len(self.bgr):
             raise JetsegError("class map holds id {} but only {} colours are known".format(
-                int(classes.max()), len(self.bgr)), fix="pass --colors/--labels for every class")
+                int(classes.max()), len(self.bgr)),
+                fix="pass {}/{} for every class".format(option("colors"), option("labels")))
 
     def _lut(self, classes):
         return classes.dtype == np.uint8 and len(self.bgr) <= 256

@@ -19,14 +19,20 @@ import numpy as np
 
 from jetseg.backends import open_backend
 from jetseg.core import framegraph, processing
-from jetseg.core.labels import class_ids, fit_colors, fit_labels, read_colors, read_labels
+from jetseg.core.labels import (check_count, class_ids, fit_colors, fit_labels, read_colors,
+                                read_labels)
 from jetseg.core.modelinfo import ModelInfo, parse_size, parse_triple
 from jetseg.core.result import OutputPlan, Segmentation
-from jetseg.errors import JetsegError, log
+from jetseg.errors import JetsegError, log, option
 
 __all__ = ["Segmenter", "Segmentation", "as_bgr"]
 
 DEFAULT_ALPHA = 150          # jetson-inference's --alpha default
+
+
+def _source(value, name):
+    """How messages name the labels / colours a user gave: the file, or the argument."""
+    return value if isinstance(value, str) else option(name)
 
 
 def _load_list(value, reader):
@@ -45,6 +51,9 @@ class Segmenter(object):
     backend      "auto" | "onnxruntime" | "tensorrt"
     labels       classes.txt path or list of names (for models without metadata)
     colors       colors.txt path or list of (r, g, b[, a])
+    labels_mismatch_ok   accept ``labels`` / ``colors`` whose count differs from the
+                 model's classes (missing names become "class #N", missing colours are
+                 generated, extra entries are dropped); otherwise that is a JetsegError
     mean, std    normalisation on the 0..1 scale in ``channel_order`` (default ImageNet, RGB)
     input_blob, output_blob   tensor names for models with several inputs/outputs
     input_size   (W, H) or "WxH" for models with a dynamic input size
@@ -64,13 +73,14 @@ class Segmenter(object):
     def __init__(self, model, backend="auto", labels=None, colors=None, mean=None, std=None,
                  input_blob=None, output_blob=None, input_size=None, alpha=None,
                  filter_mode=None, ignore_class=None, threads=None, providers=None,
-                 channel_order=None, keep_scores=False, frame_graph="auto"):
+                 channel_order=None, keep_scores=False, frame_graph="auto",
+                 labels_mismatch_ok=False):
         self.path = str(model)
         self.keep_scores = bool(keep_scores)
         self._options = dict(backend=backend, labels=labels, colors=colors, mean=mean, std=std,
                              alpha=alpha, filter_mode=filter_mode, ignore_class=ignore_class,
                              threads=threads, providers=providers, channel_order=channel_order,
-                             keep_scores=keep_scores)
+                             keep_scores=keep_scores, labels_mismatch_ok=labels_mismatch_ok)
         self.frame_graph = frame_graph
         self._routes = {}               # frame size -> the Segmenter for it (None: this one)
         if filter_mode is not None and filter_mode not in processing.FILTER_MODES:
@@ -93,17 +103,19 @@ class Segmenter(object):
             self._frame_filter(filter_mode)
 
         num = self._num_classes(labels, colors)
-        names = _load_list(labels, read_labels)
-        cols = _load_list(colors, read_colors)
+        names = check_count(_load_list(labels, read_labels), num, _source(labels, "labels"),
+                            "labels", labels_mismatch_ok)
+        cols = check_count(_load_list(colors, read_colors), num, _source(colors, "colors"),
+                           "colors", labels_mismatch_ok)
         self.classes = fit_labels(names if names is not None else info.classes, num,
-                                  source=labels if isinstance(labels, str) else "labels")
+                                  source=_source(labels, "labels"))
         self.colors = fit_colors(cols if cols is not None else info.colors, num,
-                                 source=colors if isinstance(colors, str) else "colors")
+                                 source=_source(colors, "colors"))
         baked = info.graph.get("alpha")
         self.alpha = int(alpha if alpha is not None else
                          (baked if baked is not None else DEFAULT_ALPHA))
         if not 0 <= self.alpha <= 255:
-            raise JetsegError("--alpha {} is outside 0-255".format(self.alpha),
+            raise JetsegError("{} is outside 0-255".format(option("alpha", self.alpha)),
                               fix="give an opacity from 0 (clear) to 255 (opaque)")
         self.ignore_class = self._ignore_id(ignore_class)
         if self.ignore_class is None and info.graph.get("argmax"):
@@ -138,7 +150,7 @@ class Segmenter(object):
             if items:
                 return len(items)
         raise JetsegError("cannot tell how many classes the model has", path=self.path,
-                          fix="pass --labels classes.txt")
+                          fix="pass {}".format(option("labels", "classes.txt")))
 
     def _ignore_id(self, value):
         """``--ignore-class`` as a class id; None (and negative ids) mean no class."""
@@ -146,7 +158,7 @@ class Segmenter(object):
                                             and int(value) < 0):
             return None
         try:
-            return class_ids(value, self.classes, "--ignore-class")[0]
+            return class_ids(value, self.classes, option("ignore_class"))[0]
         except JetsegError as e:
             raise JetsegError(e.message, path=self.path, fix=e.fix)
 
@@ -168,10 +180,13 @@ class Segmenter(object):
             return False
         if "scores" in names:
             return True
+        own = "over every class" if baked is None else "ignoring class {} ({})".format(
+            baked, self.classes[baked] if 0 <= baked < len(self.classes) else "?")
         raise JetsegError(
-            "the model's graph does its own argmax ignoring class {} and has no scores output, "
-            "so --ignore-class {} cannot apply".format(baked, requested), path=self.path,
-            fix="re-export with --ignore-class {} (or with a scores output)".format(requested))
+            "the model's graph does its own argmax {} and has no scores output, so {} cannot "
+            "apply".format(own, option("ignore_class", requested)), path=self.path,
+            fix="re-export it with --scores (any class can then be ignored at run time) or "
+                "with --ignore-class {} (jetseg export)".format(requested))
 
     def palette(self, alpha=None):
         alpha = self.alpha if alpha is None else int(alpha)
@@ -266,14 +281,19 @@ class Segmenter(object):
     def __repr__(self):
         return "Segmenter({!r}, backend={}, {} classes; {})".format(
             os.path.basename(self.path), self.backend.name, len(self.classes),
-            self.info.describe().split(" classes, ", 1)[-1])
+            self.info.describe().split(", ", 1)[-1])
 
 
 def as_bgr(frame, rgb=False):
     """Accept HxW grey, HxWx1, HxWx3 and HxWx4 uint8 frames; return contiguous HxWx3 BGR."""
+    if frame is None:       # what cv2.imread returns for a path it cannot read
+        raise JetsegError("frame is None, not an image; cv2.imread returns None for a path "
+                          "it cannot read (missing, unreadable or not an image)",
+                          fix="check the image path (or the capture's read()) and pass an HxWx3 "
+                              "uint8 numpy array, BGR as cv2.imread gives it")
     if not isinstance(frame, np.ndarray):
         raise JetsegError("frame is a {}, not a numpy array".format(type(frame).__name__),
-                          fix="pass an HxWx3 uint8 image as OpenCV's imread gives it")
+                          fix="pass an HxWx3 uint8 numpy array, BGR as cv2.imread gives it")
     if frame.dtype != np.uint8:
         raise JetsegError("frame has dtype {}; jetseg takes uint8 pixels 0-255".format(frame.dtype),
                           fix="convert with (img * 255).clip(0, 255).astype(np.uint8) if it is 0..1")

@@ -8,7 +8,7 @@ side"): ``build_serialized_network`` (8.0+); workspace through ``set_memory_pool
 (required by 8.x, ignored by 10, gone in 11); FP16/INT8 builder flags where they exist.
 TensorRT 11 is strongly typed: the engine has the ONNX's own types, and the header, the
 metadata and the cache name say the precision it really got. INT8 is explicit quantization
-only: the ONNX must carry Q/DQ nodes (``jetseg export --int8``).
+only: the ONNX must carry Q/DQ nodes (``jetseg export --precision int8 --calib DIR``).
 
 The engine is written before anything touches the timing cache: a cache TensorRT refuses
 or cannot hand back is a warning, never a lost build.
@@ -77,8 +77,9 @@ def precision_plan(trt, builder, precision, qdq, facts):
         if not qdq:
             raise JetsegError("INT8 needs a quantized model (QuantizeLinear/DequantizeLinear "
                               "nodes); this ONNX has none",
-                              fix="export it with calibration images (jetseg export --int8 "
-                                  "...) or build --precision fp16")
+                              fix="export it with calibration images (jetseg export "
+                                  "--precision int8 --calib DIR ...) or build --precision "
+                                  "fp16")
         if not fast8:
             raise JetsegError("{} has no fast INT8: an INT8 engine would be slower, not "
                               "faster".format(gpu), fix="build --precision fp16 (the Nano's "

@@ -11,12 +11,17 @@
 """
 import re
 
-from jetseg.errors import JetsegError, log
+from jetseg.errors import JetsegError, log, option
 
-TRT_FIX = ("on a Jetson TensorRT comes with JetPack: sudo apt-get install python3-libnvinfer "
-           "(a virtualenv needs --system-site-packages; in Docker use an l4t-tensorrt or "
-           "l4t-jetpack image); on a desktop without it run the .onnx model with "
-           "--backend onnxruntime")
+
+def trt_fix():
+    """How to get TensorRT, or do without it."""
+    return ("on a Jetson TensorRT comes with JetPack: sudo apt-get install python3-libnvinfer "
+            "(a virtualenv needs --system-site-packages; in Docker use an l4t-tensorrt or "
+            "l4t-jetpack image); on a desktop without it run the .onnx model with "
+            "{}".format(option("backend", "onnxruntime")))
+
+
 PRECISIONS = ("fp16", "fp32", "int8")
 
 # L4T release line -> (JetPack, TensorRT it ships, export target, note). R32.6.1 ships 8.0.1
@@ -74,7 +79,7 @@ def import_tensorrt():
         import tensorrt
     except ImportError as e:
         raise JetsegError("TensorRT's Python module is not installed here ({})".format(e),
-                          fix=TRT_FIX)
+                          fix=trt_fix())
     return tensorrt
 
 
