@@ -26,6 +26,8 @@ setup(
     license="MIT",
     python_requires=">=3.6",
     packages=find_packages(include=["jetseg", "jetseg.*", "jetseg_export", "jetseg_export.*"]),
+    # dataset manifests (every file's size and git blob SHA-1) read by jetseg data download
+    package_data={"jetseg.data": ["*.json.gz"]},
     install_requires=["numpy>=1.13"],
     extras_require={
         # desktop / CI: OpenCV without GUI (no conflict with a system Qt), ONNX Runtime, and

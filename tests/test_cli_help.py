@@ -47,7 +47,7 @@ def test_eval_lists_no_flags_that_only_draw():
     (["segment", "--model", "m.onnx", "--alpah", "100", "in.jpg"],
      "jetseg segment: error: unrecognized arguments: --alpah (did you mean --alpha?)"),
     (["segmnt", "x"], "jetseg: error: argument COMMAND: invalid choice: 'segmnt' (choose from "
-     "'segment', 'bench', 'info', 'eval', 'build', 'doctor', 'export', 'train') "
+     "'segment', 'bench', 'info', 'eval', 'build', 'doctor', 'data', 'export', 'train') "
      "(did you mean segment?)"),
     (["segment", "--mdel", "m.onnx", "in.jpg"], "jetseg segment: error: the following "
      "arguments are required: --model/--engine (did you mean --model?)"),

@@ -11,7 +11,7 @@ import sys
 from jetseg.cli.common import ArgumentParser, run_guarded
 
 # Runtime commands, each a module of this package.
-COMMANDS = ("segment", "bench", "info", "eval", "build", "doctor")
+COMMANDS = ("segment", "bench", "info", "eval", "build", "doctor", "data")
 
 # Desktop commands that live in jetseg_export (they need torch / onnx): the runtime only
 # forwards to them, so a Jetson without torch still runs everything else.

@@ -76,9 +76,10 @@ def open_dataset(root, format="auto", split="val", **options):
     reader (e.g. ``skip_bad=True``, ``categories=[...]`` for coco, ``val_percent``)."""
     root = str(root)
     if not os.path.isdir(root):
-        raise JetsegError("dataset folder not found", path=root,
-                          fix="give the folder that holds the dataset (e.g. "
-                              "../shared/datasets/camvid)")
+        fix = "give the folder that holds the dataset"
+        if (format or "auto") in ("auto", "camvid"):
+            fix += "; to get CamVid: jetseg data download camvid " + root
+        raise JetsegError("dataset folder not found", path=root, fix=fix)
     fmt = format or "auto"
     if fmt == "auto":
         fmt = detect_format(root)
