@@ -105,6 +105,7 @@ def test_bench_times_every_installed_backend_with_a_verdict_per_goal(tmp_path):
     assert naive, out
     assert naive.group(2) == ("meets goal" if float(naive.group(1)) >= 3 else "misses goal")
     assert "memory" not in out and "RSS" not in out
+    assert re.search(r"^  \d+ s; machine load \(1 min average\) [\d.]+ at the start", out, re.M)
     r = run_cli("bench", "--model", model, video, "--frames", "3", "--repeats", "1",
                 "--backend", "onnxruntime")
     assert r.returncode == 0, r.stderr
@@ -119,7 +120,7 @@ def test_bench_times_every_installed_backend_with_a_verdict_per_goal(tmp_path):
 def test_bench_help_gives_the_defaults_and_bad_counts_are_one_line(tmp_path):
     r = run_cli("bench", "--help")
     text = " ".join(r.stdout.split())
-    assert "frames per repeat (default: 60)" in text
+    assert "frames per repeat (default: 30)" in text
     assert "(default: 5)" in text and "default: 0, off" in text
     r = run_cli("bench", "--model", _model(tmp_path), "--repeats", "0")
     assert r.returncode == 2 and len(r.stderr.splitlines()) == 1

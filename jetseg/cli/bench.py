@@ -25,7 +25,7 @@ from jetseg.io.sources import Source, open_source
 PIPELINE_GOAL = 0.90        # pipeline fps / model-only fps (recording: / pipeline fps)
 RECORDING = "pipeline + H.264 file"
 NAIVE_GOAL = 3.0            # jetseg pipeline fps / naive loop fps
-NAIVE_FRAMES = 20           # the naive loops are slow: they run on the first frames only,
+NAIVE_FRAMES = 10           # the naive loops are slow: they run on the first frames only,
 NAIVE_REPEATS = 3           # at most this many times
 # every backend `jetseg bench` can time, in the order rows are printed after auto's pick
 BENCH_BACKENDS = (("onnxruntime", "onnxruntime"), ("openvino", "openvino"),
@@ -245,7 +245,7 @@ def describe(seg):
                               "; inference on {} of {} cores".format(threads, cpu_cores()))
 
 
-def run_bench(segs, source, frames=60, repeats=5, soak_frames=0, visualize="overlay",
+def run_bench(segs, source, frames=30, repeats=5, soak_frames=0, visualize="overlay",
               out=sys.stdout, wide=None):
     """Time every Segmenter in ``segs`` (one per backend; the first is ``auto``'s pick).
     ``wide``: {backend name: the same model on every core}, for a model-only figure beside
@@ -261,6 +261,7 @@ def _run(bench, segs, soak_frames, out, wide):
     clip = bench.clip
     h, w = clip[0].shape[:2]
     p = lambda s="": out.write(s + "\n")
+    t0, load0 = time.time(), _load()
     p("jetseg bench: {} on {} ({} frames {}x{}, {} repeats interleaved; medians, spread "
       "min..max)".format(os.path.basename(segs[0].path), bench.source, len(clip), w, h,
                          bench.repeats))
@@ -325,8 +326,17 @@ def _run(bench, segs, soak_frames, out, wide):
         p("  memory (jetseg only): peak RSS {:.1f} MB; RSS {:.1f} MB after warm-up -> {:.1f} MB "
           "after {} frames: {:+.2f}% (goal < 1%), {:.0f} s".format(*memory) + "  " +
           ("meets goal" if memory[4] < 1.0 else "misses goal"))
+    p("  {:.0f} s; machine load (1 min average) {} at the start, {} at the end: other work "
+      "on the machine widens the spreads".format(time.time() - t0, load0, _load()))
     results.update(naive_ort=nv, naive_torch=tv)
     return results
+
+
+def _load():
+    try:
+        return "{:.1f}".format(os.getloadavg()[0])
+    except (AttributeError, OSError):
+        return "unknown"
 
 
 def bench_backends(model, asked):
@@ -352,7 +362,7 @@ def register(sub, common):
     b.add_argument("input", nargs="?", default="samples/camvid-demo.mp4",
                    help="video, image folder or glob (frames are held in memory; a video "
                         "is also decoded and written again: the file-in, file-out row)")
-    b.add_argument("--frames", type=int, default=60,
+    b.add_argument("--frames", type=int, default=30,
                    help="frames per repeat (default: %(default)s)")
     b.add_argument("--repeats", type=int, default=5,
                    help="repeats of every row; figures are their median (default: "
@@ -368,7 +378,7 @@ def cmd_bench(args):
     from jetseg.cli.common import segmenter_from_args
     if args.frames < 1 or args.repeats < 1 or args.soak < 0:
         raise JetsegError("--frames and --repeats must be at least 1, --soak 0 or more",
-                          fix="e.g. --frames 60 --repeats 5")
+                          fix="e.g. --frames 30 --repeats 5")
     from jetseg.backends import cpu_cores
     segs, wide = [], {}
     for name in bench_backends(args.model, args.backend):
