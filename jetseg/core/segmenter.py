@@ -42,7 +42,8 @@ class Segmenter(object):
 
     model        .onnx (ONNX Runtime; on a Jetson with TensorRT, an engine cached beside it)
                  or .engine / .plan (TensorRT)
-    backend      "auto" | "onnxruntime" | "tensorrt"
+    backend      "auto" | "onnxruntime" | "openvino" | "tensorrt" (auto: see
+                 jetseg.backends.auto_backend; ``jetseg doctor`` says what it picks here)
     labels       classes.txt path or list of names (for models without metadata)
     colors       colors.txt path or list of (r, g, b[, a])
     mean, std    normalisation on the 0..1 scale in ``channel_order`` (default ImageNet, RGB)
@@ -52,7 +53,7 @@ class Segmenter(object):
     filter_mode  "point" | "linear" | "smooth" (see jetseg.core.processing); default linear,
                  or a frame graph's own (baked in at export)
     ignore_class class id or name the argmax never picks (a negative id: none)
-    threads      CPU threads for the backend
+    threads      CPU threads for the backend (default: every core but one)
     keep_scores  always fetch the raw scores into ``res.scores`` (otherwise only when the
                  CPU needs them: models without argmax, smooth mode at another frame size)
     frame_graph  "auto": frames of another size than the net's use a frame graph for their
