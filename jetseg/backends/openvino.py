@@ -46,14 +46,20 @@ def import_openvino():
     return openvino
 
 
+_devices = []
+
+
 def cpu_devices():
-    """OpenVINO's devices here ([] without OpenVINO, or when it cannot list them)."""
-    try:
-        import openvino
-        return list(openvino.Core().available_devices)
-    except Exception as e:          # ImportError, or a broken plugin: auto falls back to ORT
-        log.debug("openvino devices: %s", e)
-        return []
+    """OpenVINO's devices here ([] without OpenVINO, or when it cannot list them); asked
+    once per process."""
+    if not _devices:
+        try:
+            import openvino
+            _devices.append(list(openvino.Core().available_devices))
+        except Exception as e:      # ImportError, or a broken plugin: auto falls back to ORT
+            log.debug("openvino devices: %s", e)
+            _devices.append([])
+    return _devices[0]
 
 
 def _numpy_dtype(element_type):
