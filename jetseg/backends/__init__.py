@@ -92,12 +92,25 @@ class Backend(object):
         self.close()
 
 
+SYSFS_CPU = "/sys/devices/system/cpu"
+
+
 def cpu_cores():
-    """CPU cores this process may run on."""
+    """Physical CPU cores this process may run on: hyperthreads of one core count once (as
+    ONNX Runtime's and OpenVINO's own defaults do), from Linux's sysfs; else logical CPUs."""
     try:
-        return len(os.sched_getaffinity(0))
+        cpus = os.sched_getaffinity(0)
     except (AttributeError, OSError):
         return os.cpu_count() or 1
+    cores = set()
+    for c in cpus:
+        try:
+            with open(os.path.join(SYSFS_CPU, "cpu{}".format(c), "topology",
+                                   "thread_siblings_list")) as f:
+                cores.add(f.read().strip())
+        except (IOError, OSError):
+            cores.add("cpu{}".format(c))
+    return len(cores) or 1
 
 
 def default_threads():
