@@ -53,6 +53,9 @@ def test_bench_prints_every_figure_with_ratios(tmp_path):
                   r"(\d+) frames: ([-+][\d.]+)%", out)
     assert m and int(m.group(4)) == 60 and float(m.group(1)) > 10
     assert "file in, file out" not in out          # a folder of images: no video to write
+    from jetseg.cli.bench import verdict
+    assert verdict(0.897, 0.90) == "meets goal"     # printed as 0.90x: judged as printed
+    assert verdict(0.894, 0.90) == "misses goal" and verdict(4.0, 3.0) == "meets goal"
 
 
 def _blocks(out):
