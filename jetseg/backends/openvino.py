@@ -1,13 +1,15 @@
-"""OpenVINO backend: the fast CPU engine on x86 boards and desktops (``pip install
-'jetseg[openvino]'``).
+"""OpenVINO backend: Intel's CPU engine for x86 boards and desktops (``pip install
+'jetseg[openvino]'``); Q/DQ INT8 models run in INT8 on it (ONNX Runtime's CPU path runs them
+slower than FP32), and bf16 where the CPU has it (``precision``).
 
 The ONNX file is read by OpenVINO's ONNX frontend (only that one: a broken file gets the
 ONNX parser's answer, not every frontend's) and compiled for the CPU with the LATENCY hint
 (one stream, one frame at a time, as a camera loop runs). ``threads`` maps to
-INFERENCE_NUM_THREADS (default: every core but one). OpenVINO keeps no ONNX ``metadata_props``, so they are read from the
-file itself (jetseg.backends.onnx_proto). OpenVINO computes every output a compiled model
-has, so ``run(feeds, names)`` runs a model compiled with just ``names`` as outputs (compiled
-on first use, one per set of names; a Segmenter asks for one or two sets).
+INFERENCE_NUM_THREADS (default: every core but one). OpenVINO keeps no ONNX
+``metadata_props``, so they are read from the file itself (jetseg.backends.onnx_proto).
+OpenVINO computes every output a compiled model has, so ``run(feeds, names)`` runs a model
+compiled with just ``names`` as outputs (compiled on first use, one per set of names; a
+Segmenter asks for one or two sets).
 """
 import re
 

@@ -301,10 +301,10 @@ def _run(bench, segs, soak_frames, out, wide):
     first = figures[0]
     memory = None
     if soak_frames:     # before the torch baseline, whose import would swell the peak RSS
-        t0 = time.perf_counter()
+        started = time.perf_counter()
         warm, end, n = soak(segs[0], clip, soak_frames, bench.visualize)
         memory = (peak_rss_mb(), warm, end, n, 100.0 * (end - warm) / warm,
-                  time.perf_counter() - t0)
+                  time.perf_counter() - started)
     pl = float(np.median(first["full pipeline"]))
     base = float(np.median(first["model only"]))
     p("  baselines: the loops people write first ({} frames, {} repeats; ratio to {} model "
