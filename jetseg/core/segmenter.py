@@ -196,23 +196,45 @@ class Segmenter(object):
         size = self.net_size or (w, h)
         return {self.info.input_name: self._pre(frame, size[0], size[1])}
 
-    def process(self, frame, rgb=False):
-        """Segment one HxWx3 uint8 frame (BGR, or RGB with ``rgb=True``)."""
+    def prepare(self, frame, rgb=False):
+        """The model-free first half of ``process``: the frame as BGR, routed as ``process``
+        routes it (to a frame graph for its size, see ``_route``) and resized/normalised into
+        input buffers of its own. Hand it to ``process(prepared=...)`` (once): another thread
+        can prepare the next frame while the model runs this one, as a Pipeline's capture
+        thread does. The same result as ``process(frame)``, which is these two steps."""
         t0 = time.perf_counter()
         frame = as_bgr(frame, rgb)
         size = (frame.shape[1], frame.shape[0])
+        seg = self
         if self.net_size not in (None, size):
-            other = self._routes[size] if size in self._routes else self._route(size)
-            if other is not None:
-                return other.process(frame)
-        feeds = self.feeds(frame)
+            seg = (self._routes[size] if size in self._routes else self._route(size)) or self
+        w, h = seg.net_size or size
+        tensor, buffers = seg._pre.take(frame, w, h)
+        return Prepared(self, seg, frame, {seg.info.input_name: tensor}, buffers,
+                        1000.0 * (time.perf_counter() - t0))
+
+    def process(self, frame=None, rgb=False, prepared=None):
+        """Segment one HxWx3 uint8 frame (BGR, or RGB with ``rgb=True``), or the frame
+        ``prepare`` made ready (``prepared``)."""
+        p = self.prepare(frame, rgb) if prepared is None else prepared
+        seg = p.segmenter
+        if p.owner is not self:
+            raise JetsegError("process(prepared=) got a frame another Segmenter prepared",
+                              path=self.path, fix="prepare it with this Segmenter's prepare()")
+        if p.buffers is False:
+            raise JetsegError("a prepared frame went to process() twice", path=self.path,
+                              fix="prepare() each frame once for each process() call")
         t1 = time.perf_counter()
-        same = self.net_size in (None, (frame.shape[1], frame.shape[0]))
-        outs = self.backend.run(feeds, self.plan.fetch(same))
-        t2 = time.perf_counter()
-        res = Segmentation(self, self.plan, frame, outs)
-        res.timings = {"preprocess_ms": 1000.0 * (t1 - t0), "inference_ms": 1000.0 * (t2 - t1)}
-        res.latency_ms = 1000.0 * (t2 - t0)
+        try:
+            same = seg.net_size in (None, (p.frame.shape[1], p.frame.shape[0]))
+            outs = seg.backend.run(p.feeds, seg.plan.fetch(same))
+        finally:
+            seg._pre.give_back(p.buffers)       # the model has read them: the next take's
+            p.buffers, p.feeds = False, None
+        infer_ms = 1000.0 * (time.perf_counter() - t1)
+        res = Segmentation(seg, seg.plan, p.frame, outs)
+        res.timings = {"preprocess_ms": p.ms, "inference_ms": infer_ms}
+        res.latency_ms = p.ms + infer_ms
         return res
 
     def _route(self, size):
@@ -268,6 +290,18 @@ class Segmenter(object):
         return "Segmenter({!r}, backend={}, {} classes; {})".format(
             os.path.basename(self.path), self.backend.name, len(self.classes),
             self.info.describe().split(" classes, ", 1)[-1])
+
+
+class Prepared(object):
+    """A frame made ready for the model by ``owner.prepare``: the Segmenter that runs it
+    (``owner``, or the frame graph it routes frames of this size to), the BGR frame, its
+    feeds (in ``buffers``, which it holds until ``process`` gives them back) and the ms it
+    took."""
+    __slots__ = ("owner", "segmenter", "frame", "feeds", "buffers", "ms")
+
+    def __init__(self, owner, segmenter, frame, feeds, buffers, ms):
+        self.owner, self.segmenter, self.frame = owner, segmenter, frame
+        self.feeds, self.buffers, self.ms = feeds, buffers, ms
 
 
 def as_bgr(frame, rgb=False):
