@@ -147,3 +147,24 @@ def test_render_work_counts_classes_as_the_full_resolution_map_does(tmp_path):
         full = processing.resize_nearest(low, w, h)
         assert processing.nearest_counts(low, w, h, 7).tolist() == \
             np.bincount(full.ravel(), minlength=7).tolist()
+
+
+def test_render_work_looks_alpha_up_by_table_with_the_same_overlay():
+    """The linear overlay looks each class's alpha up with OpenCV's LUT (at the net's
+    resolution) instead of numpy indexing: the same float32 alphas, so the same overlay,
+    byte for byte, as the indexed formula it replaced."""
+    import cv2
+    from jetseg.core import processing
+    rs = np.random.RandomState(3)
+    colors = [tuple(rs.randint(0, 256, 3)) + ((77,) if i == 2 else ()) for i in range(11)]
+    pal = processing.Palette(colors, 150)
+    low = cv2.resize(rs.randint(0, 11, (12, 16)).astype(np.uint8), (64, 48),
+                     interpolation=cv2.INTER_NEAREST)
+    frame = rng_frame(96, 72, seed=3)
+    a = processing.resize_linear(pal.a[low].astype(np.float32), 96, 72)     # the old way
+    old = cv2.blendLinear(frame, processing.resize_linear(pal.mask(low), 96, 72),
+                          (1.0 - a).astype(np.float32), a)
+    assert cv2.LUT(low, pal.lut_a).dtype == np.float32
+    assert np.array_equal(cv2.LUT(low, pal.lut_a), pal.a[low].astype(np.float32))
+    assert np.array_equal(pal.blend_linear(frame, low), old)
+    assert len(np.unique(old.reshape(-1, 3), axis=0)) > 100        # a real blend, not a copy

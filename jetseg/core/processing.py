@@ -250,7 +250,7 @@ class Palette(object):
         colour = resize_linear(self.mask(classes_low), w, h)
         a = resize_linear(self.cv2.LUT(classes_low, self.lut_a) if self._lut(classes_low)
                           else self.a[classes_low].astype(np.float32), w, h)
-        return self.cv2.blendLinear(frame, colour, (1.0 - a).astype(np.float32), a)
+        return self.cv2.blendLinear(frame, colour, 1.0 - a, a)      # float32 (a is)
 
     def mask_linear(self, classes_low, width, height):
         return resize_linear(self.mask(classes_low), width, height)
