@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 
+from jetseg.cli.bench_naive import fps_of as _fps, naive_ort, naive_torch, timed as _timed
 from jetseg.errors import JetsegError, log
 from jetseg.files import is_video_path
 from jetseg.io.outputs import FileSink, picture_for
@@ -62,25 +63,48 @@ class RenderSink(object):
 
 
 def pipeline_rows(bench):
-    """The pipelines timed for each backend, as (label, run(seg) -> frames done): each is
-    a Pipeline over ``len(bench.clip)`` frames; its ratio is to the same backend's model
+    """The pipelines timed for each backend, as (label, run(seg) -> the run's Stats): each
+    is a Pipeline over ``len(bench.clip)`` frames; its ratio is to the same backend's model
     only. A new row (another sink, another source) is one more entry here."""
     n, vis = len(bench.clip), bench.visualize
 
     def in_memory(seg):
-        return Pipeline(MemorySource(bench.clip, n), seg, [RenderSink(vis)]).run().frames
+        return Pipeline(MemorySource(bench.clip, n), seg, [RenderSink(vis)]).run()
 
     def file_to_file(seg):
         sink = FileSink(os.path.join(bench.tmp, "out.mp4"), vis, fps=bench.fps)
-        return Pipeline(open_source(bench.source), seg, [sink], max_frames=n).run().frames
+        return Pipeline(open_source(bench.source), seg, [sink], max_frames=n).run()
+
     def recording(seg):         # what jetseg-camera does with out.mp4: H.264, crash-safe
         sinks = [RenderSink(vis), FileSink(os.path.join(bench.tmp, "rec.mp4"), vis,
                                            fps=bench.fps or 30.0)]
-        return Pipeline(MemorySource(bench.clip, n), seg, sinks).run().frames
+        return Pipeline(MemorySource(bench.clip, n), seg, sinks).run()
     rows = [("full pipeline", in_memory), (RECORDING, recording)]
     if bench.video:
         rows.append(("file in, file out", file_to_file))
     return rows
+
+
+def where_time_goes(name, runs, model_ms):
+    """One line: the median ms a frame of each stage over ``runs`` (the Stats of a row's
+    repeats), and the share of the run the model was running, which bounds the row's ratio
+    to model only (the rest: the inference thread's waits and work outside the model)."""
+    ms = [float(np.median(np.concatenate([r.stages[s].samples() for r in runs])))
+          for s in ("capture", "preprocess", "inference", "render")]
+    busy = sum(float(np.sum(r.stages["inference"].samples())) for r in runs) / \
+        max(1e-9, 1000.0 * sum(r.elapsed for r in runs))
+    return ("    {}: ms a frame (p50) capture {:.1f}, preprocess {:.1f} (capture thread), "
+            "inference {:.1f} (model only {:.1f}), render {:.1f}; the model ran {:.0f}% of "
+            "the time".format(name, ms[0], ms[1], ms[2], model_ms, ms[3], 100.0 * busy))
+
+
+def _pipeline_fps(fn, seg, kept):
+    """Frames a second of the pipeline ``fn(seg)`` runs (wall time, sinks closed
+    included); its Stats go to ``kept``."""
+    t0 = time.perf_counter()
+    stats = fn(seg)
+    kept.append(stats)
+    return stats.frames / (time.perf_counter() - t0)
 
 
 def rss_mb():
@@ -110,16 +134,6 @@ def load_frames(uri, count):
     return frames, fps
 
 
-def _fps(fn):
-    t0 = time.perf_counter()
-    n = fn()
-    return n / (time.perf_counter() - t0)
-
-
-def _timed(fn, repeats):
-    return [_fps(fn) for _ in range(repeats)]
-
-
 def model_only(seg, frames, repeats=1):
     """backend.run alone on tensors prepared beforehand (the outputs a frame of this size
     fetches, as the pipeline does). Returns fps per repeat and a ``run`` for more."""
@@ -133,64 +147,6 @@ def model_only(seg, frames, repeats=1):
             seg.backend.run(fd, names)
         return len(feeds)
     return _timed(run, repeats), run
-
-
-def naive_ort(seg, frames, repeats):
-    """The loop people write first: per-frame float64 transforms, NCHW numpy argmax,
-    a Python loop over classes for the overlay; the model's raw scores from the backend."""
-    import cv2
-    info = seg.info
-    scores_name = info.outputs.get("scores")
-    if scores_name is None:
-        return None, "the model file has no raw scores output"
-    size = seg.net_size
-    mean = np.array(info.mean).reshape(3, 1, 1)
-    std = np.array(info.std).reshape(3, 1, 1)
-    colors = seg.colors
-
-    def one(frame):
-        h, w = frame.shape[:2]
-        img = cv2.resize(frame, size) if size else frame
-        if info.graph.get("preprocess"):
-            x = img[None].astype(np.dtype(info.input_dtype))
-        else:
-            rgb = img[:, :, ::-1] / 255.0
-            x = ((rgb.transpose(2, 0, 1) - mean) / std)[None].astype(np.float32)
-        scores = seg.backend.run({info.input_name: x}, names=[scores_name])[scores_name][0]
-        classes = np.argmax(scores, axis=0)
-        classes = cv2.resize(classes.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
-        overlay = frame.astype(np.float64)
-        for c in range(len(colors)):
-            m = classes == c
-            a = (colors[c][3] if len(colors[c]) > 3 else seg.alpha) / 255.0
-            overlay[m] = overlay[m] * (1 - a) + np.array(colors[c][:3][::-1]) * a
-        return overlay.astype(np.uint8)
-
-    def run():
-        for f in frames:
-            one(f)
-        return len(frames)
-    one(frames[0])
-    return _timed(run, repeats), None
-
-
-def naive_torch(seg, frames, repeats):
-    """Torch eager with per-frame transforms, when jetseg_export (desktop, torch) can rebuild
-    the model's architecture (weights do not matter for speed). The runtime itself never
-    imports torch: only this optional baseline, through jetseg_export, does."""
-    import importlib
-    try:
-        naive = importlib.import_module("jetseg_export.naive")
-    except ImportError as e:
-        return None, "needs the export extra with torch ({})".format(e)
-    arch = seg.info.extra.get("arch")
-    try:
-        fn = naive.naive_torch_loop(arch, seg)
-    except Exception as e:          # an arch torch cannot rebuild: report, do not fail
-        log.debug("torch baseline: %s", e)
-        return None, "architecture {!r} cannot be rebuilt in torch ({})".format(arch, e)
-    fn(frames[:1])
-    return _timed(lambda: fn(frames), repeats), None
 
 
 def soak(seg, frames, total, visualize):
@@ -272,17 +228,18 @@ def _run(bench, segs, soak_frames, out, wide):
              for s in segs]
     figures = [dict((name, []) for name in ["model only", ALL] + [r[0] for r in rows])
                for _ in segs]
+    kept = [dict((r[0], []) for r in rows) for _ in segs]       # each pipeline run's Stats
     for _ in range(bench.repeats):
-        for seg, run, run_all, fig in zip(segs, runs, every, figures):
+        for seg, run, run_all, fig, stages in zip(segs, runs, every, figures, kept):
             fig["model only"].append(_fps(run))
             if run_all is not None:
                 fig[ALL].append(_fps(run_all))
             for name, fn in rows:
-                fig[name].append(_fps(lambda: fn(seg)))
+                fig[name].append(_pipeline_fps(fn, seg, stages[name]))
     p(HEAD.format("", "fps (p50)", "spread (min..max)", "ms/frame", "ratio", "goal",
                   "verdict"))
     results = {}
-    for seg, fig in zip(segs, figures):
+    for seg, fig, stages in zip(segs, figures, kept):
         p("  {}".format(describe(seg)))
         base = float(np.median(fig["model only"]))
         p(_row("model only", fig["model only"], base, note="(baseline)"))
@@ -297,6 +254,8 @@ def _run(bench, segs, soak_frames, out, wide):
                 continue
             p(_row(name, fig[name], base, goal=">= {:.2f}x model only".format(PIPELINE_GOAL),
                    verdict=verdict(ratio, PIPELINE_GOAL)))
+        for name, _ in rows:
+            p(where_time_goes(name, stages[name], 1000.0 / base))
         results[seg.backend.name] = fig
     first = figures[0]
     memory = None
@@ -359,10 +318,11 @@ def register(sub, common):
                                    "the same frames, for every installed backend (or the one "
                                    "--backend names), each figure a median of repeats with "
                                    "its spread and a verdict for each goal.")
-    add_model_args(b)
+    add_model_args(b, visualisation="draw")
     b.add_argument("input", nargs="?", default="samples/camvid-demo.mp4",
                    help="video, image folder or glob (frames are held in memory; a video "
-                        "is also decoded and written again: the file-in, file-out row)")
+                        "is also decoded and written again: the file-in, file-out row; "
+                        "default: %(default)s)")
     b.add_argument("--frames", type=int, default=30,
                    help="frames per repeat (default: %(default)s)")
     b.add_argument("--repeats", type=int, default=5,

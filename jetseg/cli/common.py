@@ -72,7 +72,9 @@ def add_model_args(p, primary="--model", visualisation=True):
     ``--model`` and ``--engine`` are one flag, ``primary`` is the one help shows.
     ``visualisation=False`` leaves out the flags that only shape what is drawn or printed
     (--visualize, --alpha, --legend, --stats) for commands that draw nothing (eval);
-    --filter-mode and --ignore-class stay: they change the class map itself."""
+    --filter-mode and --ignore-class stay: they change the class map itself. ``"draw"``
+    keeps only the two that shape the picture (bench times drawing it, but shows and
+    prints nothing)."""
     g = p.add_argument_group("model")
     names = ("--model", "--engine") if primary == "--model" else ("--engine", "--model")
     g.add_argument(*names, dest="model", required=True,
@@ -107,6 +109,9 @@ def add_model_args(p, primary="--model", visualisation=True):
                         "(class-id PNGs)")
     v.add_argument("--alpha", type=float, default=None,
                    help="overlay opacity 0-255 (default 150; explicit alphas in colors.txt win)")
+    if visualisation == "draw":
+        p.set_defaults(legend=None, stats=False)
+        return
     v.add_argument("--legend", metavar="FILE",
                    help="write a legend picture: every class with its colour when the run "
                         "starts, and with its share of the pixels over the run when it ends")

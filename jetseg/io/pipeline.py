@@ -38,6 +38,10 @@ class Reservoir(object):
         self.values[self.count % len(self.values)] = v
         self.count += 1
 
+    def samples(self):
+        """The samples held (the latest ``size`` of them)."""
+        return self.values[:min(self.count, len(self.values))]
+
     def percentile(self, q):
         n = min(self.count, len(self.values))
         return float(np.percentile(self.values[:n], q)) if n else float("nan")
