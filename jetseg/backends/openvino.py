@@ -94,7 +94,10 @@ class OvBackend(Backend):
         hint = PRECISIONS.get(precision or "fp32", False)
         if hint is False:
             raise JetsegError("OpenVINO precision {!r} is not known".format(precision),
-                              fix="use one of: " + ", ".join(sorted(PRECISIONS)))
+                              fix="use one of: " + ", ".join(sorted(PRECISIONS)) + (
+                                  " (a Q/DQ INT8 model, jetseg export --precision int8, runs "
+                                  "in INT8 on OpenVINO by itself)" if precision == "int8"
+                                  else ""))
         self.path = path
         try:
             self.metadata = read_onnx_metadata(path)      # also proves the file is whole

@@ -78,9 +78,12 @@ def add_model_args(p, primary="--model", visualisation=True):
     g = p.add_argument_group("model")
     names = ("--model", "--engine") if primary == "--model" else ("--engine", "--model")
     g.add_argument(*names, dest="model", required=True,
-                   help="model file: .onnx (ONNX Runtime) or .engine (TensorRT)")
+                   help="model file: .onnx (ONNX Runtime, OpenVINO or TensorRT) or "
+                        ".engine (TensorRT)")
     g.add_argument("--backend", default="auto", choices=BACKEND_NAMES,
-                   help="inference backend (default auto)")
+                   help="inference backend (default auto: TensorRT on a Jetson, OpenVINO "
+                        "on an x86 CPU where it is installed, else ONNX Runtime; jetseg "
+                        "doctor says which and why)")
     g.add_argument("--labels", help="classes.txt (one name a line) for models without metadata")
     g.add_argument("--colors", help="colors.txt ('R G B [A]' a line)")
     g.add_argument("--mean", help="normalisation mean, 0..1 scale, e.g. 0.485,0.456,0.406")
@@ -91,6 +94,11 @@ def add_model_args(p, primary="--model", visualisation=True):
     g.add_argument("--output-blob", help="name of the score-map output tensor")
     g.add_argument("--input-size", help="WxH for models with a dynamic input size")
     g.add_argument("--threads", type=int, help="CPU threads for inference")
+    g.add_argument("--precision", choices=("fp32", "bf16", "fp16", "int8"),
+                   help="arithmetic of the backend: OpenVINO fp32 (default), bf16 (several "
+                        "times faster where the CPU has AMX or AVX512-BF16) or fp16; "
+                        "TensorRT's engine for an .onnx fp32, fp16 or int8; ONNX Runtime "
+                        "runs the graph's own types")
     g.add_argument("--providers", help="ONNX Runtime providers in order, e.g. cuda,cpu "
                                        "(default: tensorrt, cuda, cpu as installed)")
     c = p.add_argument_group("class map")
@@ -140,7 +148,7 @@ def segmenter_from_args(args):
                      input_blob=args.input_blob, output_blob=args.output_blob,
                      input_size=args.input_size, alpha=args.alpha, filter_mode=args.filter_mode,
                      ignore_class=args.ignore_class, threads=args.threads,
-                     providers=args.providers)
+                     providers=args.providers, precision=args.precision)
 
 
 def format_shares(fractions, limit=6):

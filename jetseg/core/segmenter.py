@@ -54,6 +54,13 @@ class Segmenter(object):
                  or a frame graph's own (baked in at export)
     ignore_class class id or name the argmax never picks (a negative id: none)
     threads      CPU threads for the backend (default: every core but one)
+    precision    the arithmetic the backend runs the model in: OpenVINO "fp32" (default: the
+                 exported graph's own numbers), "bf16" (several times faster on CPUs with
+                 AMX or AVX512-BF16; a few class ids in a thousand may change), "fp16",
+                 "auto" (the CPU's own choice); TensorRT, building an .onnx on a Jetson:
+                 "fp32", "fp16" or "int8" (default: see jetseg build). ONNX Runtime runs
+                 the graph's own types and ignores it (with a warning). A Q/DQ INT8 model
+                 runs in INT8 on every backend whatever this says.
     keep_scores  always fetch the raw scores into ``res.scores`` (otherwise only when the
                  CPU needs them: models without argmax, smooth mode at another frame size)
     frame_graph  "auto": frames of another size than the net's use a frame graph for their
@@ -65,20 +72,21 @@ class Segmenter(object):
     def __init__(self, model, backend="auto", labels=None, colors=None, mean=None, std=None,
                  input_blob=None, output_blob=None, input_size=None, alpha=None,
                  filter_mode=None, ignore_class=None, threads=None, providers=None,
-                 channel_order=None, keep_scores=False, frame_graph="auto"):
+                 channel_order=None, keep_scores=False, frame_graph="auto", precision=None):
         self.path = str(model)
         self.keep_scores = bool(keep_scores)
         self._options = dict(backend=backend, labels=labels, colors=colors, mean=mean, std=std,
                              alpha=alpha, filter_mode=filter_mode, ignore_class=ignore_class,
                              threads=threads, providers=providers, channel_order=channel_order,
-                             keep_scores=keep_scores)
+                             keep_scores=keep_scores, precision=precision)
         self.frame_graph = frame_graph
         self._routes = {}               # frame size -> the Segmenter for it (None: this one)
         if filter_mode is not None and filter_mode not in processing.FILTER_MODES:
             raise JetsegError("unknown filter mode {!r}".format(filter_mode),
                               fix="use one of: " + ", ".join(processing.FILTER_MODES))
         self.filter_mode = filter_mode or "linear"
-        self.backend = open_backend(self.path, backend, threads=threads, providers=providers)
+        self.backend = open_backend(self.path, backend, threads=threads, providers=providers,
+                                    precision=precision)
         info = ModelInfo.from_metadata(self.backend.metadata, source=self.path)
         if mean is not None:
             info.mean = parse_triple(mean, "mean")
