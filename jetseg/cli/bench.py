@@ -4,8 +4,10 @@ every installed backend.
 Figures are medians over repeats with their spread (min..max), printed side by side with
 their ratios and, for each goal, a verdict (meets / misses); goals are reported, never
 asserted. The repeats of every backend and row are interleaved, so a load change on a
-shared machine hits them all alike. Memory (``--soak N``, off by default): peak RSS, and
-RSS growth over a long pipeline run measured after a warm-up.
+shared machine hits them all alike. A pipeline's frames a second count the time frames
+flow through it; what it does once a file (open a video, finish a recording) is printed
+under the table with where each stage's time goes. Memory (``--soak N``, off by default):
+peak RSS, and RSS growth over a long pipeline run measured after a warm-up.
 """
 import os
 import resource
@@ -86,25 +88,31 @@ def pipeline_rows(bench):
 
 
 def where_time_goes(name, runs, model_ms):
-    """One line: the median ms a frame of each stage over ``runs`` (the Stats of a row's
-    repeats), and the share of the run the model was running, which bounds the row's ratio
-    to model only (the rest: the inference thread's waits and work outside the model)."""
-    ms = [float(np.median(np.concatenate([r.stages[s].samples() for r in runs])))
+    """One line: the median ms a frame of each stage over ``runs`` ((Stats, wall seconds) of
+    a row's repeats), the share of the frames' time the model was running, which bounds the
+    row's ratio to model only (the rest: the inference thread's waits and work outside the
+    model), and the ms a run spent outside the frames (opening the files, finishing them)."""
+    stats = [r for r, _ in runs]
+    ms = [float(np.median(np.concatenate([r.stages[s].samples() for r in stats])))
           for s in ("capture", "preprocess", "inference", "render")]
-    busy = sum(float(np.sum(r.stages["inference"].samples())) for r in runs) / \
-        max(1e-9, 1000.0 * sum(r.elapsed for r in runs))
+    busy = sum(float(np.sum(r.stages["inference"].samples())) for r in stats) / \
+        max(1e-9, 1000.0 * sum(r.elapsed for r in stats))
+    outside = float(np.median([1000.0 * (wall - r.elapsed) for r, wall in runs]))
     return ("    {}: ms a frame (p50) capture {:.1f}, preprocess {:.1f} (capture thread), "
             "inference {:.1f} (model only {:.1f}), render {:.1f}; the model ran {:.0f}% of "
-            "the time".format(name, ms[0], ms[1], ms[2], model_ms, ms[3], 100.0 * busy))
+            "the time; {:.0f} ms a run opening and closing source and outputs (not in the "
+            "fps)".format(name, ms[0], ms[1], ms[2], model_ms, ms[3], 100.0 * busy, outside))
 
 
 def _pipeline_fps(fn, seg, kept):
-    """Frames a second of the pipeline ``fn(seg)`` runs (wall time, sinks closed
-    included); its Stats go to ``kept``."""
+    """Frames a second while frames flow through the pipeline ``fn(seg)`` runs (its Stats:
+    from its start to the last frame rendered), and (Stats, wall seconds) to ``kept``: the
+    once-a-file work around it (opening a video, finishing a recording: its remux and
+    fsync) is no per-frame cost, and is shown beside the row instead."""
     t0 = time.perf_counter()
     stats = fn(seg)
-    kept.append(stats)
-    return stats.frames / (time.perf_counter() - t0)
+    kept.append((stats, time.perf_counter() - t0))
+    return stats.frames / stats.elapsed
 
 
 def rss_mb():
