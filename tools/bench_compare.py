@@ -85,10 +85,10 @@ def main(argv=None):
     ap.add_argument("--runs", type=int, default=3,
                     help="jetseg bench runs per checkout, model and backend (default: "
                          "%(default)s)")
-    ap.add_argument("--frames", type=int, default=30, help="bench --frames (default: "
-                                                          "%(default)s)")
-    ap.add_argument("--repeats", type=int, default=5, help="bench --repeats (default: "
-                                                           "%(default)s)")
+    ap.add_argument("--frames", type=int, default=30,
+                    help="bench --frames (default: %(default)s)")
+    ap.add_argument("--repeats", type=int, default=5,
+                    help="bench --repeats (default: %(default)s)")
     ap.add_argument("--models", nargs="+", help="model files, relative to the repository "
                     "(default: engines/camvid.onnx and {})".format(FCN))
     ap.add_argument("--backends", nargs="+", default=["onnxruntime", "openvino"],
@@ -171,6 +171,8 @@ def report(fig, models, args, checkouts, loads, out_dir, took):
                                          _cell(cells[0]), _cell(cells[1]), gain,
                                          "" if row == "model only" else
                                          "{} -> {}".format(*ratios)).rstrip())
+    lines.append("  after's pipeline rows count the time frames flow (bench prints the once-a-file "
+                 "open and finish beside them); before's include it")
     start = [a for a, _ in loads]
     lines.append("  {:.0f} s; machine load (1 min average) at each bench's start: median "
                  "{:.1f}, {:.1f}..{:.1f}; outputs in {}".format(
