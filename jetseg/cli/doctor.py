@@ -13,7 +13,7 @@ import platform
 import re
 import sys
 
-from jetseg.errors import JetsegError
+from jetseg.errors import JetsegError, log
 from jetseg.backends.tensorrt.platform import jetpack_facts
 
 TEGRA_RELEASE = "/etc/nv_tegra_release"
@@ -189,6 +189,28 @@ def _check_ort(jetson, have_trt):
         essential=not jetson and not have_trt)]
 
 
+def _check_openvino():
+    """OpenVINO (the x86 CPU engine): its version, and whether this CPU computes bf16
+    (``--precision bf16`` then runs fp32 models several times faster)."""
+    from jetseg.backends.openvino import cpu_devices
+    devices = cpu_devices()
+    if not devices:
+        return Check("OpenVINO", None, "not installed or no device (optional: pip install "
+                                       "'jetseg[openvino]' on an x86 board or desktop)")
+    import openvino
+    detail = "{} (devices: {})".format(openvino.__version__.split("-")[0], ", ".join(devices))
+    if "CPU" in devices:
+        try:
+            caps = openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+        except Exception as e:          # an older OpenVINO without the property: say nothing
+            log.debug("openvino CPU capabilities: %s", e)
+            caps = []
+        detail += "; this CPU computes bf16: --precision bf16 runs fp32 models faster " \
+                  "(jetseg bench shows how much)" if "BF16" in caps else \
+                  "; no bf16 on this CPU: fp32"
+    return Check("OpenVINO", True, detail)
+
+
 def _check_auto():
     """Which backend ``--backend auto`` picks for an .onnx here, and why."""
     from jetseg.backends import auto_backend
@@ -226,6 +248,7 @@ def collect():
     checks += _check_target(rel[0] if jetson else None, trt)
     checks += _check_opencv(jetson)
     checks += _check_ort(jetson, trt is not None)
+    checks.append(_check_openvino())
     checks.append(_check_auto())
     cams = sorted(glob.glob("/dev/video*"))
     detail = ", ".join(cams) if cams else "no /dev/video* devices"

@@ -89,33 +89,59 @@ def pixels_uint8(arr):
 class Preprocessor(object):
     """Frame -> input tensor, into buffers allocated once per frame size (not per frame).
 
-    The tensor handed back is reused by the next call: backends copy or consume it before
-    ``run`` returns, which is all it is needed for.
+    ``__call__`` fills the Preprocessor's own buffers: the tensor handed back is reused by
+    the next call (backends consume it before ``run`` returns, which is all it is needed
+    for). ``take`` fills a buffer set of its own, for a frame prepared in one thread and run
+    in another; ``give_back`` returns the set once the model has run, for the next ``take``
+    (so a pipeline allocates a set per frame in flight, not per frame).
     """
+
+    SPARES = 8          # buffer sets kept for reuse (a pipeline has a few frames in flight)
 
     def __init__(self, info):
         self.info = info
-        self.size = None
         self.buffers = None
+        self._spare = []
         self.direct = (info.graph.get("preprocess") and info.channels == "BGR"
                        and info.input_layout == "NHWC" and info.input_dtype == "uint8")
         if not info.graph.get("preprocess"):
             self.scale, self.bias = normalize_coeffs(info)
 
     def _alloc(self, w, h):
-        self.size = (w, h)
+        """A buffer set for (w, h): (size, net-size BGR, float work, tensor)."""
         net_hwc = np.empty((h, w, 3), np.uint8)
         if self.direct:
-            self.buffers = (net_hwc, None, None)
-            return
+            return ((w, h), net_hwc, None, None)
         work = np.empty((h, w, 3), np.float32)
         shape = (1, 3, h, w) if self.info.input_layout == "NCHW" else (1, h, w, 3)
-        self.buffers = (net_hwc, work, np.empty(shape, np.dtype(self.info.input_dtype)))
+        return ((w, h), net_hwc, work, np.empty(shape, np.dtype(self.info.input_dtype)))
 
     def __call__(self, frame, width, height):
-        if self.size != (width, height):
-            self._alloc(width, height)
-        net_hwc, work, tensor = self.buffers
+        if self.buffers is None or self.buffers[0] != (width, height):
+            self.buffers = self._alloc(width, height)
+        return self.fill(frame, self.buffers)
+
+    def take(self, frame, width, height):
+        """(tensor, buffer set) in a set no other call writes until ``give_back(set)``."""
+        bufs = None
+        while self._spare and bufs is None:
+            try:
+                bufs = self._spare.pop()        # atomic: another thread may give back
+            except IndexError:
+                break
+            if bufs[0] != (width, height):
+                bufs = None
+        bufs = bufs or self._alloc(width, height)
+        return self.fill(frame, bufs), bufs
+
+    def give_back(self, bufs):
+        if bufs is not None and len(self._spare) < self.SPARES:
+            self._spare.append(bufs)
+
+    def fill(self, frame, bufs):
+        """The input tensor for ``frame`` in the buffer set ``bufs`` (the frame itself when
+        the graph takes it as it is)."""
+        (width, height), net_hwc, work, tensor = bufs
         if (frame.shape[1], frame.shape[0]) == (width, height):
             net_hwc = frame
         else:
@@ -225,7 +251,7 @@ class Palette(object):
         colour = resize_linear(self.mask(classes_low), w, h)
         a = resize_linear(self.cv2.LUT(classes_low, self.lut_a) if self._lut(classes_low)
                           else self.a[classes_low].astype(np.float32), w, h)
-        return self.cv2.blendLinear(frame, colour, (1.0 - a).astype(np.float32), a)
+        return self.cv2.blendLinear(frame, colour, 1.0 - a, a)      # float32 (a is)
 
     def mask_linear(self, classes_low, width, height):
         return resize_linear(self.mask(classes_low), width, height)

@@ -48,7 +48,8 @@ class Segmenter(object):
 
     model        .onnx (ONNX Runtime; on a Jetson with TensorRT, an engine cached beside it)
                  or .engine / .plan (TensorRT)
-    backend      "auto" | "onnxruntime" | "tensorrt"
+    backend      "auto" | "onnxruntime" | "openvino" | "tensorrt" (auto: see
+                 jetseg.backends.auto_backend; ``jetseg doctor`` says what it picks here)
     labels       classes.txt path or list of names (for models without metadata)
     colors       colors.txt path or list of (r, g, b[, a])
     labels_mismatch_ok   accept ``labels`` / ``colors`` whose count differs from the
@@ -61,7 +62,14 @@ class Segmenter(object):
     filter_mode  "point" | "linear" | "smooth" (see jetseg.core.processing); default linear,
                  or a frame graph's own (baked in at export)
     ignore_class class id or name the argmax never picks (a negative id: none)
-    threads      CPU threads for the backend
+    threads      CPU threads for the backend (default: every core but one)
+    precision    the arithmetic the backend runs the model in: OpenVINO "fp32" (default: the
+                 exported graph's own numbers), "bf16" (several times faster on CPUs with
+                 AMX or AVX512-BF16; a few class ids in a thousand may change), "fp16",
+                 "auto" (the CPU's own choice); TensorRT, building an .onnx on a Jetson:
+                 "fp32", "fp16" or "int8" (default: see jetseg build). ONNX Runtime runs
+                 the graph's own types and ignores it (with a warning). A Q/DQ INT8 model
+                 runs in INT8 on every backend whatever this says.
     keep_scores  always fetch the raw scores into ``res.scores`` (otherwise only when the
                  CPU needs them: models without argmax, smooth mode at another frame size)
     frame_graph  "auto": frames of another size than the net's use a frame graph for their
@@ -74,20 +82,22 @@ class Segmenter(object):
                  input_blob=None, output_blob=None, input_size=None, alpha=None,
                  filter_mode=None, ignore_class=None, threads=None, providers=None,
                  channel_order=None, keep_scores=False, frame_graph="auto",
-                 labels_mismatch_ok=False):
+                 labels_mismatch_ok=False, precision=None):
         self.path = str(model)
         self.keep_scores = bool(keep_scores)
         self._options = dict(backend=backend, labels=labels, colors=colors, mean=mean, std=std,
                              alpha=alpha, filter_mode=filter_mode, ignore_class=ignore_class,
                              threads=threads, providers=providers, channel_order=channel_order,
-                             keep_scores=keep_scores, labels_mismatch_ok=labels_mismatch_ok)
+                             keep_scores=keep_scores, labels_mismatch_ok=labels_mismatch_ok,
+                             precision=precision)
         self.frame_graph = frame_graph
         self._routes = {}               # frame size -> the Segmenter for it (None: this one)
         if filter_mode is not None and filter_mode not in processing.FILTER_MODES:
             raise JetsegError("unknown filter mode {!r}".format(filter_mode),
                               fix="use one of: " + ", ".join(processing.FILTER_MODES))
         self.filter_mode = filter_mode or "linear"
-        self.backend = open_backend(self.path, backend, threads=threads, providers=providers)
+        self.backend = open_backend(self.path, backend, threads=threads, providers=providers,
+                                    precision=precision)
         info = ModelInfo.from_metadata(self.backend.metadata, source=self.path)
         if mean is not None:
             info.mean = parse_triple(mean, "mean")
@@ -210,23 +220,45 @@ class Segmenter(object):
         size = self.net_size or (w, h)
         return {self.info.input_name: self._pre(frame, size[0], size[1])}
 
-    def process(self, frame, rgb=False):
-        """Segment one HxWx3 uint8 frame (BGR, or RGB with ``rgb=True``)."""
+    def prepare(self, frame, rgb=False):
+        """The model-free first half of ``process``: the frame as BGR, routed as ``process``
+        routes it (to a frame graph for its size, see ``_route``) and resized/normalised into
+        input buffers of its own. Hand it to ``process(prepared=...)`` (once): another thread
+        can prepare the next frame while the model runs this one, as a Pipeline's capture
+        thread does. The same result as ``process(frame)``, which is these two steps."""
         t0 = time.perf_counter()
         frame = as_bgr(frame, rgb)
         size = (frame.shape[1], frame.shape[0])
+        seg = self
         if self.net_size not in (None, size):
-            other = self._routes[size] if size in self._routes else self._route(size)
-            if other is not None:
-                return other.process(frame)
-        feeds = self.feeds(frame)
+            seg = (self._routes[size] if size in self._routes else self._route(size)) or self
+        w, h = seg.net_size or size
+        tensor, buffers = seg._pre.take(frame, w, h)
+        return Prepared(self, seg, frame, {seg.info.input_name: tensor}, buffers,
+                        1000.0 * (time.perf_counter() - t0))
+
+    def process(self, frame=None, rgb=False, prepared=None):
+        """Segment one HxWx3 uint8 frame (BGR, or RGB with ``rgb=True``), or the frame
+        ``prepare`` made ready (``prepared``)."""
+        p = self.prepare(frame, rgb) if prepared is None else prepared
+        seg = p.segmenter
+        if p.owner is not self:
+            raise JetsegError("process(prepared=) got a frame another Segmenter prepared",
+                              path=self.path, fix="prepare it with this Segmenter's prepare()")
+        if p.buffers is False:
+            raise JetsegError("a prepared frame went to process() twice", path=self.path,
+                              fix="prepare() each frame once for each process() call")
         t1 = time.perf_counter()
-        same = self.net_size in (None, (frame.shape[1], frame.shape[0]))
-        outs = self.backend.run(feeds, self.plan.fetch(same))
-        t2 = time.perf_counter()
-        res = Segmentation(self, self.plan, frame, outs)
-        res.timings = {"preprocess_ms": 1000.0 * (t1 - t0), "inference_ms": 1000.0 * (t2 - t1)}
-        res.latency_ms = 1000.0 * (t2 - t0)
+        try:
+            same = seg.net_size in (None, (p.frame.shape[1], p.frame.shape[0]))
+            outs = seg.backend.run(p.feeds, seg.plan.fetch(same))
+        finally:
+            seg._pre.give_back(p.buffers)       # the model has read them: the next take's
+            p.buffers, p.feeds = False, None
+        infer_ms = 1000.0 * (time.perf_counter() - t1)
+        res = Segmentation(seg, seg.plan, p.frame, outs)
+        res.timings = {"preprocess_ms": p.ms, "inference_ms": infer_ms}
+        res.latency_ms = p.ms + infer_ms
         return res
 
     def _route(self, size):
@@ -282,6 +314,18 @@ class Segmenter(object):
         return "Segmenter({!r}, backend={}, {} classes; {})".format(
             os.path.basename(self.path), self.backend.name, len(self.classes),
             self.info.describe().split(", ", 1)[-1])
+
+
+class Prepared(object):
+    """A frame made ready for the model by ``owner.prepare``: the Segmenter that runs it
+    (``owner``, or the frame graph it routes frames of this size to), the BGR frame, its
+    feeds (in ``buffers``, which it holds until ``process`` gives them back) and the ms it
+    took."""
+    __slots__ = ("owner", "segmenter", "frame", "feeds", "buffers", "ms")
+
+    def __init__(self, owner, segmenter, frame, feeds, buffers, ms):
+        self.owner, self.segmenter, self.frame = owner, segmenter, frame
+        self.feeds, self.buffers, self.ms = feeds, buffers, ms
 
 
 def as_bgr(frame, rgb=False):

@@ -2,7 +2,7 @@
 ``jetseg bench``.
 
     capture thread --in queue--> inference (caller's thread) --out queue--> render thread
-                                                                             -> sinks, callbacks
+    (read, Segmenter.prepare)        (the model only)                        -> sinks, callbacks
 
 Queues are bounded. A live source drops the oldest frame when inference falls behind
 (latency first); files lose none (every input frame gives an output frame). A live source
@@ -37,6 +37,10 @@ class Reservoir(object):
     def add(self, v):
         self.values[self.count % len(self.values)] = v
         self.count += 1
+
+    def samples(self):
+        """The samples held (the latest ``size`` of them)."""
+        return self.values[:min(self.count, len(self.values))]
 
     def percentile(self, q):
         n = min(self.count, len(self.values))
@@ -179,7 +183,8 @@ class Pipeline(object):
                 self.stats.last_frame_at = now
                 if self.stats.stale:
                     self._set_stale(False)
-                packet = (self._next_id, name, frame, now)
+                # resized and normalised here, off the inference thread's critical path
+                packet = (self._next_id, name, self.segmenter.prepare(frame), now)
                 self._next_id += 1
                 if self.live:
                     if _put_latest(self.in_q, packet):
@@ -322,8 +327,8 @@ class Pipeline(object):
                 if packet is _END:
                     finished = True
                     break
-                frame_id, name, frame, captured = packet
-                res = self.segmenter.process(frame)
+                frame_id, name, prepared, captured = packet
+                res = self.segmenter.process(prepared=prepared)
                 res.frame_id, res.name, res.captured_at = frame_id, name, captured
                 res.timestamp = captured
                 self.stats.add("preprocess", res.timings.get("preprocess_ms", 0.0))
