@@ -34,6 +34,7 @@ there.)
 The folder is written under ``DIR.part`` and renamed to DIR when complete, so an interrupted
 build never looks like a finished one.
 """
+import argparse
 import os
 import shutil
 import sys
@@ -101,9 +102,31 @@ def _write_text(path, lines):
     write_atomic(path, ("\n".join(lines) + "\n").encode("utf-8"))
 
 
-def _write(part, items, train, val, val_sequences, seqs, progress):
+def roll_frame(image, ids, deg):
+    """``image`` and its class-id label rotated by ``deg`` (counter-clockwise, about the
+    centre, same size): a camera banked the other way. Corners that leave the frame are
+    black in the image and void in the label (so the loss ignores them)."""
+    import cv2
+    h, w = ids.shape
+    m = cv2.getRotationMatrix2D((w / 2.0 - 0.5, h / 2.0 - 0.5), deg, 1.0)
+    image = cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+    ids = cv2.warpAffine(ids, m, (w, h), flags=cv2.INTER_NEAREST,
+                         borderMode=cv2.BORDER_CONSTANT, borderValue=CAMVID_VOID)
+    return image, ids
+
+
+def roll_of(stem, roll):
+    """The roll (degrees) a frame gets with ``--roll``: uniform in [-roll, roll], fixed by
+    the file name (the same on every machine and every build)."""
+    import zlib
+    rng = np.random.RandomState(zlib.crc32(stem.encode("utf-8")) & 0x7fffffff)
+    return float(rng.uniform(-roll, roll))
+
+
+def _write(part, items, train, val, val_sequences, seqs, progress, roll=0.0):
     from jetseg.eval.datasets.base import read_label_file, stem_of
-    from jetseg.files import write_atomic, write_image
+    from jetseg.files import read_image, write_atomic, write_image
     from jetseg.progress import Progress
     splits = (("train", train), ("val", val)) if val_sequences else (("", items),)
     lut = sky_ground_lut()
@@ -118,11 +141,15 @@ def _write(part, items, train, val, val_sequences, seqs, progress):
             if ids.ndim != 2:
                 raise JetsegError("CamVid label is not a class-id image", path=lab,
                                   fix="use the SegNet tutorial's 11-class CamVid labels")
+            if roll:
+                frame, ids = roll_frame(read_image(img), ids, roll_of(stem_of(img), roll))
+                write_image(os.path.join(img_dir, os.path.basename(img)), frame)
+            else:
+                with open(img, "rb") as f:
+                    write_atomic(os.path.join(img_dir, os.path.basename(img)), f.read())
             rgb = lut[ids]
             pixels += [(ids == CAMVID_SKY).sum(), ((ids > 0) & (ids < CAMVID_VOID)).sum(),
                        (ids >= CAMVID_VOID).sum()]
-            with open(img, "rb") as f:
-                write_atomic(os.path.join(img_dir, os.path.basename(img)), f.read())
             write_image(os.path.join(lab_dir, stem_of(img) + ".png"), rgb[:, :, ::-1])
             bar.advance()
         counts[split or "all"] = len(group)
@@ -139,12 +166,16 @@ def _write(part, items, train, val, val_sequences, seqs, progress):
         "Car, Pedestrian, Bicyclist; void (black, 0 0 0, not a class) = CamVid void.",
         "sequences: " + ", ".join(seqs),
         "validation sequences: " + (", ".join(val_sequences) or "none (one images/ folder)"),
+        "roll: " + ("every frame rotated by a random angle in [-{0:g}, {0:g}] degrees (fixed "
+                    "by its name; corners void)".format(roll) if roll else "none (level "
+                                                                           "frames)"),
         "frames: " + ", ".join("{} {}".format(k, v) for k, v in sorted(counts.items())),
         "pixels: sky {:.1%}, ground {:.1%}, void {:.1%}".format(*share)])
     return counts, share
 
 
-def build(camvid, out, val_sequences=(DEFAULT_VAL,), overwrite=False, progress=True):
+def build(camvid, out, val_sequences=(DEFAULT_VAL,), overwrite=False, progress=True,
+          roll=0.0):
     """Write the sky/ground DIGITS dataset to ``out``; returns {split: frame count}."""
     out = os.path.abspath(str(out))
     val_sequences = [s for s in val_sequences if s]
@@ -160,7 +191,8 @@ def build(camvid, out, val_sequences=(DEFAULT_VAL,), overwrite=False, progress=T
     if os.path.lexists(part):               # what an interrupted build left: never used
         shutil.rmtree(part)
     try:
-        counts, share = _write(part, items, train, val, val_sequences, seqs, progress)
+        counts, share = _write(part, items, train, val, val_sequences, seqs, progress,
+                               roll)
     except BaseException:
         shutil.rmtree(part, ignore_errors=True)
         raise
@@ -215,14 +247,21 @@ def add_arguments(p):
     p.add_argument("--val-sequence", default=DEFAULT_VAL, metavar="SEQ[,SEQ]",
                    help="CamVid sequence(s) held out as val/ (default %(default)s; the others "
                         "are train/); 'none' writes one images/ + labels/ folder")
+    p.add_argument("--roll", type=float, default=0.0, metavar="DEG",
+                   help="rotate every frame (train and val) by a random angle in [-DEG, DEG] "
+                        "(fixed by its name), as a banked drone camera sees the world; CamVid "
+                        "is filmed level (default 0: frames as they are)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
 
 
 def cmd_aerial(args):
     vals = [] if args.val_sequence.lower() == "none" else \
         [s.strip() for s in args.val_sequence.split(",") if s.strip()]
+    if not 0 <= args.roll <= 180:
+        raise JetsegError("--roll {:g} is outside 0..180 degrees".format(args.roll),
+                          fix="give the largest roll to simulate, e.g. --roll 30")
     build(args.camvid, args.output, vals, overwrite=args.overwrite,
-          progress=not getattr(args, "quiet", False))
+          progress=not getattr(args, "quiet", False), roll=args.roll)
     return 0
 
 
@@ -232,9 +271,9 @@ def cmd_horizon(args):
     return 0
 
 
-def register(sub, common):
+def register(sub, common, name="aerial-from-camvid"):
     """``jetseg data aerial-from-camvid``: a subcommand for the ``jetseg data`` group."""
-    s = sub.add_parser("aerial-from-camvid", parents=[common],
+    s = sub.add_parser(name, parents=[common],
                        help="sky/ground DIGITS dataset (NVIDIA aerial layout) from CamVid",
                        description=__doc__.split("\n\n")[0])
     add_arguments(s)
@@ -245,14 +284,13 @@ def register(sub, common):
 def main(argv=None, prog="python3 -m jetseg_export.aerial"):
     from jetseg.cli.common import ArgumentParser, run_guarded
     p = ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
-    p.add_argument("--quiet", "-q", action="store_true")
-    p.add_argument("--debug", action="store_true")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--quiet", "-q", action="store_true", help="only warnings and errors")
+    common.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    b = sub.add_parser("build", help="CamVid -> sky/ground DIGITS dataset")
-    add_arguments(b)
-    b.set_defaults(func=cmd_aerial)
-    h = sub.add_parser("horizon", help="a model's sky/ground overlay and fitted horizon on "
-                                       "images, as pictures")
+    register(sub, common, "build")
+    h = sub.add_parser("horizon", parents=[common],
+                       help="a model's sky/ground overlay and fitted horizon, as pictures")
     h.add_argument("model", help="model file (.onnx)")
     h.add_argument("images", nargs="+", help="image files")
     h.add_argument("-o", "--output", required=True, help="folder for NAME.horizon.png")

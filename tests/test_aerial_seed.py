@@ -126,6 +126,34 @@ def test_interrupted_build_leaves_nothing_that_looks_complete(fake_camvid, tmp_p
     assert not os.path.exists(str(out)) and not os.path.exists(str(out) + ".part")
 
 
+def test_roll_rotates_frame_and_label_together(fake_camvid, tmp_path):
+    out = tmp_path / "rolled"
+    aerial.build(fake_camvid, out, ["BBB002"], roll=30, progress=False)
+    assert "[-30, 30] degrees" in (out / "SOURCE.txt").read_text()
+    val = open_dataset(str(out), "digits", "val")
+    angles = []
+    for i, (img, _) in enumerate(val.items):
+        stem = os.path.splitext(os.path.basename(img))[0]
+        deg = aerial.roll_of(stem, 30)
+        assert -30 <= deg <= 30 and deg == aerial.roll_of(stem, 30)
+        angles.append(deg)
+        want = _camvid_label(fake_camvid, stem)
+        src = cv2.imread(str(fake_camvid / "train" / (stem + ".jpg")))
+        image, ids = aerial.roll_frame(src, want, deg)
+        label = val[i][1]
+        assert ((label == 0) == (ids == 0)).all() and ((label == 255) == (ids == 11)).all()
+        assert (ids[0, 0] == 11) and (ids[-1, -1] == 11)          # corners left the frame
+        # the sky/ground boundary is no longer level: rows hold both classes
+        rows = [(label[r] == 0).any() and (label[r] == 1).any() for r in range(label.shape[0])]
+        assert sum(rows) > 3
+        assert np.abs(val[i][0].astype(int) - image.astype(int)).mean() < 8     # JPEG q95
+    assert len(set(angles)) == len(angles)
+    with pytest.raises(SystemExit):
+        aerial.main(["build", str(fake_camvid), str(tmp_path / "z"), "--roll", "x"])
+    assert aerial.main(["build", str(fake_camvid), str(tmp_path / "z"), "--roll", "200",
+                        "-q"]) == 2
+
+
 def test_fcn_alexnet_trains_one_epoch_on_it(fake_camvid, tmp_path):
     torch = pytest.importorskip("torch")
     from jetseg_export.train import main as train_main
@@ -140,6 +168,33 @@ def test_fcn_alexnet_trains_one_epoch_on_it(fake_camvid, tmp_path):
     assert ck["colors"] == [[70, 130, 180], [107, 142, 35]] and ck["input_size"] == [64, 48]
     assert ck["model"]["score_fr.weight"].shape[0] == 2
     assert 0 <= ck["miou"] <= 1
+
+
+def test_horizon_pictures_draw_the_fitted_line(tmp_path, capsys):
+    """A banked synthetic scene (blue sky above a tilted line, green ground below) through
+    the torch-free demo model: the picture is the overlay with the line drawn where the
+    returned Horizon says it is."""
+    from tests.helpers.common import ROOT
+    model = ROOT / "engines" / "camvid-demo.onnx"
+    h, w = 360, 480
+    y, x = np.mgrid[0:h, 0:w]
+    sky = y < 200 - 0.4 * (x - w / 2)
+    frame = np.where(sky[..., None], np.uint8([200, 150, 110]), np.uint8([40, 110, 60]))
+    frame = frame.astype(np.uint8)
+    cv2.imwrite(str(tmp_path / "banked.png"), frame)
+    assert aerial.main(["horizon", str(model), str(tmp_path / "banked.png"), "-o",
+                        str(tmp_path / "out"), "-q"]) == 0
+    assert "banked.png: roll " in capsys.readouterr().out
+    pic = cv2.imread(str(tmp_path / "out" / "banked.horizon.png"))
+    assert pic.shape == frame.shape
+    (_, hz), = aerial.horizon_pictures(model, [str(tmp_path / "banked.png")],
+                                       str(tmp_path / "out"))
+    assert hz.p0 is not None and hz.confidence > 0
+    for t in (0.3, 0.5, 0.7):           # red (BGR 0,0,255) along the fitted line
+        px, py = (int(round(a + t * (b - a))) for a, b in zip(hz.p0, hz.p1))
+        assert tuple(pic[py, px]) == (0, 0, 255)
+    assert aerial.main(["horizon", str(model), str(tmp_path / "banked.png"), "-o",
+                        str(tmp_path / "out"), "--sky-classes", "Nope", "-q"]) == 2
 
 
 @pytest.mark.skipif(not CAMVID.is_dir(), reason="needs ../shared/datasets/camvid (CamVid, "
