@@ -13,7 +13,7 @@ import pytest
 
 from jetseg import JetsegError
 from jetseg.eval.datasets import ColorDecoder, detect_format, open_dataset
-from jetseg.eval.datasets.base import png_palette
+from jetseg.eval.datasets.classfiles import png_palette
 from jetseg.eval.datasets.coco import rle_decode, rle_string_to_counts
 
 # pycocotools 2.0.x on numpy 2 warns about __array__(copy=...) inside its own code
@@ -379,7 +379,7 @@ def test_semantic_drone_kaggle_id_table_is_read_by_its_header(tmp_path):
 
 
 def test_class_table_header_variants(tmp_path):
-    from jetseg.eval.datasets.base import read_class_csv
+    from jetseg.eval.datasets.classfiles import read_class_csv
     t = tmp_path / "t.csv"
     for text, ids in (("name, r, g, b\nsky, 1, 2, 3\nroad,4,5,6\n", None),
                       ("r,g,b,name\n1,2,3,sky\n4,5,6,road\n", None),

@@ -26,8 +26,9 @@ depends on their particular classes.
 import glob
 import os
 
-from jetseg.eval.datasets.base import (ColorDecoder, SegDataset, holdout, list_images, png_palette,
-                   read_class_colors, read_label_file, stem_of)
+from jetseg.eval.datasets.base import (ColorDecoder, SegDataset, holdout, list_images,
+                                        read_label_file, stem_of)
+from jetseg.eval.datasets.classfiles import png_palette, read_class_colors
 from jetseg.errors import JetsegError
 from jetseg.core.labels import generated_palette, read_labels
 

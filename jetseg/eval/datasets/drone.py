@@ -30,8 +30,9 @@ import os
 
 import numpy as np
 
-from jetseg.eval.datasets.base import (ColorDecoder, SegDataset, holdout, list_images, read_class_csv,
-                   read_label_file, stem_of)
+from jetseg.eval.datasets.base import (ColorDecoder, SegDataset, holdout, list_images,
+                                        read_label_file, stem_of)
+from jetseg.eval.datasets.classfiles import read_class_csv
 from jetseg.errors import JetsegError
 
 VOID = ("unlabeled", "conflicting")
