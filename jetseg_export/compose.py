@@ -21,13 +21,20 @@ ArgMax (``smooth``), or the class map and the overlay's colours brought up from 
 (``point``: nearest, ``linear``: bilinear), as jetseg's CPU path does for each mode.
 
 jetseg.core.processing does the same on the CPU for graphs that lack it; tests hold both equal.
+
+``net_tensors`` finds the net again inside a graph made here (its input and its logits) by
+the graph's structure: frame graphs made from an export and the scores output added to an
+older one (jetseg_export.upgrade) start from it.
 """
+import json
+
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from jetseg.core.labels import resolve_alpha
 from jetseg.core.modelinfo import ModelInfo
+from jetseg.errors import JetsegError
 
 from . import frameops
 
@@ -256,3 +263,71 @@ def plain_metadata(model, classes=None, colors=None, **facts):
     for k, v in facts.items():
         setattr(info, k, v)
     return set_metadata(model, info.to_metadata())
+
+
+def net_tensors(model, source="model", fix="export the model again from its checkpoint"):
+    """(net input, logits) of a graph ``compose`` made, found by its structure whatever the
+    tensors are called: the logits are what the class map's ArgMax reads, behind compose's
+    ignore-class Add (a constant holding -inf) and its upsample Resize (when the metadata says
+    the graph upsamples); the net input is what the normalisation (Mul, then Add, each by a
+    [1,3,1,1] constant) before the logits gives. JetsegError when the graph is not built
+    that way."""
+    def refuse(why):
+        raise JetsegError("not a jetseg export with its pre/post graph ({})".format(why),
+                          path=source, fix=fix)
+
+    g = model.graph
+    meta = dict((p.key, p.value) for p in model.metadata_props)
+    if "jetseg.graph" not in meta:
+        refuse("the model has no jetseg metadata")
+    steps, roles = json.loads(meta["jetseg.graph"]), json.loads(meta.get("jetseg.outputs", "{}"))
+    producer = dict((o, n) for n in g.node for o in n.output)
+    consts = dict((i.name, i) for i in g.initializer)
+    consts.update((n.output[0], a.t) for n in g.node if n.op_type == "Constant"
+                  for a in n.attribute if a.name == "value")
+
+    def operand(node, test):
+        """The other input of a two-input ``node`` whose constant input passes ``test``."""
+        if len(node.input) != 2:
+            return None
+        for k in (0, 1):
+            c = consts.get(node.input[k])
+            if c is not None and test(numpy_helper.to_array(c)):
+                return node.input[1 - k]
+        return None
+
+    t, node = roles.get("classes"), None
+    for _ in range(64):         # back from the class map through its casts and resizes
+        node = producer.get(t)
+        if node is None or node.op_type == "ArgMax":
+            break
+        t = node.input[0]
+    if node is None or node.op_type != "ArgMax" or \
+            [a.i for a in node.attribute if a.name == "axis"] != [1]:
+        refuse("no class map made by an ArgMax over the class axis")
+    x = node.input[0]
+    node = producer.get(x)
+    if node is not None and node.op_type == "Add":
+        x = operand(node, lambda c: bool(np.isneginf(c).any())) or x
+        node = producer.get(x)
+    if steps.get("upsample"):
+        if node is None or node.op_type != "Resize":
+            refuse("the class map's ArgMax does not read the upsampled scores")
+        x = node.input[0]
+    ancestors, stack = set(), [x]
+    while stack:
+        n = producer.get(stack.pop())
+        if n is not None and id(n) not in ancestors:
+            ancestors.add(id(n))
+            stack.extend(i for i in n.input if i)
+    per_channel = (lambda c: c.shape == (1, 3, 1, 1))
+    net_in = None
+    for n in g.node:            # topological: the first normalisation is the pre-processing's
+        if id(n) in ancestors and n.op_type == "Add":
+            mul = producer.get(operand(n, per_channel))
+            if mul is not None and mul.op_type == "Mul" and operand(mul, per_channel):
+                net_in = n.output[0]
+                break
+    if net_in is None:
+        refuse("no normalisation (Mul and Add by per-channel constants) before the net")
+    return net_in, x

@@ -27,9 +27,7 @@ from .compose import compose
 from .targets import check_target, decompose_hardswish, get_target
 
 PRECISIONS = ("fp32", "fp16", "int8")
-# float16 keeps ~3 significant digits: a net that suits it agrees on nearly every pixel; far
-# less means activations overflow 65504 or cancel, and the FP16 file would be wrong
-FP16_MIN_AGREEMENT = 0.99
+FP16_MIN_AGREEMENT = parity.FP16_MIN_AGREEMENT      # (why 99 %: there)
 
 
 def build_net(arch=None, module=None, num_classes=None, checkpoint=None):
@@ -69,21 +67,6 @@ class ExportResult(object):
             if r.name == name:
                 return r
         raise KeyError(name)
-
-
-def _frames(check_images, check_count, check_labels, width, height, seed=0):
-    if check_images:
-        files = parity.pick(parity.list_images(check_images), check_count)
-        frames = [parity.read_frame(f, width, height) for f in files]
-        labels = [parity.read_label(check_labels, f, width, height) for f in files] \
-            if check_labels else None
-        where = "{} frame(s) from {} at {}x{}".format(len(frames), check_images, width, height)
-        return frames, labels, where
-    if check_labels:
-        raise JetsegError("--check-labels needs --check-images",
-                          fix="give the frames the label PNGs belong to with --check-images")
-    frames = parity.random_frames(check_count, width, height, seed)
-    return frames, None, "{} random frame(s) at {}x{}".format(len(frames), width, height)
 
 
 def export_onnx(net, output, num_classes, classes=None, colors=None, width=480, height=360,
@@ -173,7 +156,8 @@ def export_onnx(net, output, num_classes, classes=None, colors=None, width=480, 
     del core, final_core
 
     # ---- parity ------------------------------------------------------------------------
-    frames, labels, where = _frames(check_images, check_count, check_labels, width, height)
+    frames, labels, where = parity.check_frames(check_images, check_count, check_labels,
+                                                 width, height)
     rows = parity.run_parity(wrapped, check_models, frames, width, height, mean, std,
                              norm_order, tgt.input_dtype, ignore_class, num_classes, labels,
                              label_ignore=ignore_class)

@@ -25,7 +25,7 @@ import numpy as np
 from jetseg import __version__
 from jetseg.errors import JetsegError
 
-from .compose import P, _dims, compose
+from .compose import _dims, compose, net_tensors
 
 MIN_AGREEMENT = 0.995
 MIN_OVERLAY = 0.99
@@ -49,14 +49,8 @@ def core_of(model, source="model"):
     from onnx import TensorProto, helper, shape_inference
     from .targets import skeleton
     g = model.graph
-    adds = [n for n in g.node if n.op_type == "Add" and P + "scaled" in n.input]
-    ups = [n for n in g.node if n.op_type == "Resize" and P + "upsampled" in n.output]
-    if len(adds) != 1 or len(ups) != 1:
-        raise JetsegError("not a jetseg export with its pre/post graph (no normalisation and "
-                          "upsample to take off the net)", path=source,
-                          fix="make the frame graph from the checkpoint: jetseg export "
-                              "--checkpoint ... --frame-size WxH")
-    core_in, logits = adds[0].output[0], ups[0].input[0]
+    core_in, logits = net_tensors(model, source, fix="make the frame graph from the "
+                                     "checkpoint: jetseg export --checkpoint ... --frame-size WxH")
     producer = dict((o, n) for n in g.node for o in n.output)
     keep, stack = set(), [logits]
     while stack:

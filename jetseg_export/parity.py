@@ -23,6 +23,9 @@ from .progress import Progress
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".tif", ".tiff", ".webp")
 FP32_MIN_AGREEMENT = 0.999
+# float16 keeps ~3 significant digits: a net that suits it agrees on nearly every pixel; far
+# less means activations overflow 65504 or cancel, and the FP16 file would be wrong
+FP16_MIN_AGREEMENT = 0.99
 
 
 def list_images(folder, what="--check-images"):
@@ -82,6 +85,23 @@ def random_frames(count, width, height, seed=0):
         frame = frame + rng.randn(height, width, 3) * 12
         frames.append(np.clip(frame, 0, 255).astype(np.uint8))
     return frames
+
+
+def check_frames(check_images, check_count, check_labels, width, height, seed=0):
+    """(frames at the net's size, their labels or None, where they came from): ``check_count``
+    of ``check_images`` spread over the folder, or structured random frames."""
+    if check_images:
+        files = pick(list_images(check_images), check_count)
+        frames = [read_frame(f, width, height) for f in files]
+        labels = [read_label(check_labels, f, width, height) for f in files] \
+            if check_labels else None
+        where = "{} frame(s) from {} at {}x{}".format(len(frames), check_images, width, height)
+        return frames, labels, where
+    if check_labels:
+        raise JetsegError("--check-labels needs --check-images",
+                          fix="give the frames the label PNGs belong to with --check-images")
+    frames = random_frames(check_count, width, height, seed)
+    return frames, None, "{} random frame(s) at {}x{}".format(len(frames), width, height)
 
 
 def normalise(frame_bgr, mean, std, order="RGB"):

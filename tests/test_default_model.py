@@ -1,5 +1,5 @@
-"""The shipped default model (engines/camvid.onnx, INT8 variant): facts in the file, and the
-CamVid val mIoU that README.md and engines/README.md state, reproduced from the file."""
+"""The shipped default model (engines/camvid.onnx, INT8 and FP16 variants): facts in the file,
+and the CamVid val mIoU that README.md and engines/README.md state, reproduced from the file."""
 import re
 
 import cv2
@@ -11,6 +11,7 @@ from jetseg import Segmenter
 
 FP32 = ROOT / "engines" / "camvid.onnx"
 INT8 = ROOT / "engines" / "camvid.int8.onnx"
+FP16 = ROOT / "engines" / "camvid.fp16.onnx"
 CAMVID_NAMES = ["Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence",
                 "Car", "Pedestrian", "Bicyclist"]
 
@@ -40,6 +41,7 @@ def test_the_file_alone_is_enough():
 @pytest.mark.parametrize("path, stated", [
     (FP32, r"`camvid.onnx` \| [^|]+\| [^|]+\| \*\*([\d.]+) %\*\*"),
     (INT8, r"`camvid.int8.onnx` \| [^|]+\| [^|]+\| \*\*([\d.]+) %\*\*"),
+    (FP16, r"`camvid.fp16.onnx` \| [^|]+\| [^|]+\| \*\*([\d.]+) %\*\*"),
 ])
 def test_val_miou_as_stated(camvid, path, stated):
     from jetseg.eval.datasets import open_dataset
