@@ -57,6 +57,8 @@ def main():
     uris = args.emit or ["udp://127.0.0.1:9"]
     seg = Segmenter(args.model, threads=args.threads)
     frames = load_frames(args.clip, args.frames)
+    if isinstance(frames, tuple):                     # newer bench: (frames, fps)
+        frames = frames[0]
     kw = {}
     if "live" in inspect.signature(EmitSink.__init__).parameters:
         kw["live"] = args.live                        # a file: every frame gets its record
