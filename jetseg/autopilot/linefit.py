@@ -33,14 +33,18 @@ def _half_plane(px, shape, step, th):
     other. Returns (normal towards the sky, rho, angle)."""
     (xs, ys), (xg, yg) = px
     c, s = np.cos(th)[:, None], np.sin(th)[:, None]
-    ps = c * xs + s * ys                       # projections in samples, sky
-    pg = c * xg + s * yg                       # and ground
-    lo = np.minimum(ps.min(axis=1), pg.min(axis=1))[:, None]
-    nb = int(math.ceil(math.hypot(shape[0] + 1, shape[1] + 1))) + 2
-    base = (np.arange(len(th)) * nb)[:, None]
+    h, w = shape
+    lo = np.minimum(0.0, c * (w - 1)) + np.minimum(0.0, s * (h - 1))   # the grid's lowest
+    nb = int(math.ceil(math.hypot(h, w))) + 2
     n = len(th) * nb
-    hist = np.bincount(((ps - lo).astype(np.intp) + base).ravel(), minlength=n) - \
-        np.bincount(((pg - lo).astype(np.intp) + base).ravel(), minlength=n)
+    shift = (np.arange(len(th)) * nb)[:, None] - lo      # angle k's bins start at k * nb
+
+    def bins(x, y):                             # bin of each projection, per angle
+        p = c * x
+        p += s * y
+        p += shift
+        return p.astype(np.intp).ravel()
+    hist = np.bincount(bins(xs, ys), minlength=n) - np.bincount(bins(xg, yg), minlength=n)
     cum = np.cumsum(hist.reshape(len(th), nb), axis=1)   # sum of weights in bins <= t
     pos = (len(xs) - len(xg)) - cum            # sky on the + side of the threshold
     ia, it = np.unravel_index(np.argmax(pos), pos.shape)
@@ -55,7 +59,7 @@ def _half_plane(px, shape, step, th):
 
 
 def coarse_line(w, step):
-    """Area-based first guess: 7.5 degree steps over 180 degrees, then 1 degree steps.
+    """Area-based first guess: 7.5 degree steps over 180 degrees, then 2 degree steps.
 
     It says on which side the sky is and roughly where the line runs: within a degree or
     two under trees, poles and noise, but a big ground-class occluder straddling the line
@@ -68,7 +72,7 @@ def coarse_line(w, step):
     else:
         a = math.pi / 2
     return _half_plane(_pixels(w), w.shape, step,
-                       a + np.radians(np.arange(-4.0, 4.5, 1.0)))[:2]
+                       a + np.radians(np.arange(-4.0, 4.5, 2.0)))[:2]
 
 
 def _splits(w, step, offset):
@@ -159,7 +163,8 @@ def robust_line(P, thr, init, max_turn_deg=30.0, seed=0, trials=96):
     N = np.vstack([N, n0[None, :]])
     rho = np.append(rho, init[1])
     R = P.dot(N.T) - rho[None, :]
-    cost = np.minimum(R * R, np.where(R < 0, 9.0, 1.0) * (thr * thr)).sum(axis=0)
+    t2 = thr * thr
+    cost = np.minimum(R * R, np.where(R < 0, 9.0 * t2, t2)).sum(axis=0)
     cost[N.dot(n0) < math.cos(math.radians(max_turn_deg))] = np.inf
     b = int(np.argmin(cost))
     inl = np.abs(R[:, b]) < thr
