@@ -25,7 +25,11 @@ With a camera geometry the horizon also carries ``vehicle_roll_deg``/``vehicle_p
 link that reports one, and free classes.
 
 The render thread only hands results over: a worker thread computes the record and sends
-it (live sources: the newest result wins; files: every frame, in order).
+it (live sources: the newest result wins; files: every frame, in order). It reads the net's
+own class map (``signal_map``) and computes only what its targets read: JSON gets every
+part every frame; MAVLink alone gets obstacles every frame and the horizon and class shares
+when its rate-limited NAMED_VALUE_FLOATs are due. What that costs the camera loop:
+``python3 -m tests.helpers.emit_cost`` (paired runs, figures printed).
 """
 import json
 import os
@@ -112,9 +116,8 @@ def signal_map(res):
     (the same information in fewer pixels, and no enlargement to make); the frame's when
     it is more (scores upsampled before the argmax: filter mode "smooth")."""
     size = (int(res.width), int(res.height))
-    seg = getattr(res, "segmenter", None)
-    if not hasattr(res, "classes_lowres") or (
-            getattr(seg, "filter_mode", None) == "smooth" and res.scores is not None):
+    smooth = getattr(getattr(res, "segmenter", None), "filter_mode", None) == "smooth"
+    if not hasattr(res, "classes_lowres") or (smooth and getattr(res, "scores", None) is not None):
         return res.classes, size
     return res.classes_lowres, size
 

@@ -13,8 +13,10 @@ runs once without emitting and once per ``--emit`` target, in an order that rota
 round to round, so drift on a shared machine hits them all; each emitting run is compared
 with the run without emitting of its own round. Printed per target: the median fps ratio
 with its spread (min..max) and quartiles, the median ratio of process CPU per frame (what a
-CPU-bound machine loses) and the render stage's p50 (what the camera loop waits for).
-Nothing is asserted: timing belongs to benchmarks, not tests.
+CPU-bound machine loses) and the render stage's p50 (what the camera loop waits for). Then,
+apart from the pipeline and so far less disturbed by a busy machine, the signals thread's
+own CPU per record for each target, as a share of a frame's CPU without emitting. Nothing
+is asserted: timing belongs to benchmarks, not tests.
 """
 import argparse
 import os
@@ -57,6 +59,33 @@ def sink_factory(uri, args, seg):
     return make
 
 
+def worker_ms(seg, frames, factories, fps, rounds=5):
+    """Thread CPU ms of one record's work in the signals thread (``EmitSink.emit``: the
+    signals, encoding, handing to the emitter), per target, measured apart from the
+    pipeline on the same frames: the part of the cost that does not depend on how threads
+    share a busy machine. Paced at ``fps`` so rate limits act as in the camera loop."""
+    from jetseg.cli.bench import MemorySource, RenderSink
+    from jetseg.io.pipeline import Pipeline
+    results = []
+    for i, f in enumerate(frames):
+        res = seg.process(f)
+        res.frame_id, res.captured_at, res.latency_ms = i, time.time(), 30.0
+        RenderSink("overlay").write(res)                 # what the render thread did first
+        results.append(res)
+    sinks = [make(Pipeline(MemorySource(frames, 1), seg)) for make in factories]
+    ms = [[] for _ in sinks]
+    for _ in range(rounds):
+        for k, sink in enumerate(sinks):
+            for res in results:
+                t = time.thread_time()
+                sink.emit(res)
+                ms[k].append(1000.0 * (time.thread_time() - t))
+                time.sleep(1.0 / fps)
+    for sink in sinks:
+        sink.close()
+    return [statistics.mean(m) for m in ms]            # a mean: rate-limited parts count
+
+
 def quartiles(xs):
     xs = sorted(xs)
     q = lambda f: xs[min(len(xs) - 1, int(round(f * (len(xs) - 1))))]    # noqa: E731
@@ -70,6 +99,8 @@ def main():
     p.add_argument("--frames", type=int, default=120, help="frames per run (the clip's "
                    "first 50 decoded once, replayed)")
     p.add_argument("--rounds", type=int, default=9)
+    p.add_argument("--worker-frames", type=int, default=20,
+                   help="frames for the signals thread's own work, timed apart (0: skip)")
     p.add_argument("--emit", action="append",
                    help="a target (repeatable; default: {}; 'jsonl:' alone is a temporary "
                         "file)".format(" ".join(TARGETS)))
@@ -129,6 +160,16 @@ def main():
               "machine; render p50 {:.2f} ms".format(
                   t, med, 100 * (1 - med), min(fps), max(fps), *quartiles(fps), cmed,
                   100 * (1 - cmed), statistics.median(w[2] for w in got[k])))
+    base_fps = statistics.median(b[0] for b in base)
+    base_cpu = statistics.median(b[1] for b in base)
+    work = worker_ms(seg, frames[:args.worker_frames], factories[1:], base_fps) \
+        if args.worker_frames > 0 else []
+    if work:
+        print("signals thread's own work per record (thread CPU, mean, paced at {:.1f} fps), "
+              "against {:.1f} CPU ms a frame without emitting:".format(base_fps, base_cpu))
+    for t, w in zip(targets, work):
+        print("  --emit {}: {:.2f} ms = {:.1f} % of a frame's CPU".format(
+            t, w, 100.0 * w / base_cpu))
     shutil.rmtree(tmp, ignore_errors=True)
 
 
