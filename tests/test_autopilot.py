@@ -96,6 +96,28 @@ def test_from_angles_round_trips_the_conventions():
                       "p0", "p1", "inverted"}
 
 
+def test_scaled_is_the_same_line_in_a_larger_or_stretched_image():
+    h = ap.Horizon.from_angles(20.0, 0.1, 320, 240, confidence=0.8)
+    same = h.scaled(W, H)                                    # 1.5x both ways
+    assert same.roll_deg == pytest.approx(20.0) and same.pitch == pytest.approx(0.1)
+    assert same.p0 == pytest.approx((h.p0[0] * 1.5, h.p0[1] * 1.5))
+    wide = h.scaled(640, 240)                                # 2x wider: the line flattens
+    assert wide.roll_deg == pytest.approx(np.degrees(np.arctan(np.tan(np.radians(20)) / 2)))
+    assert wide.pitch == pytest.approx(0.1) and wide.confidence == 0.8
+    assert wide.p1 == pytest.approx((h.p1[0] * 2, h.p1[1]))
+    assert ap.Horizon(320, 240, reason="no sky").scaled(W, H).reason == "no sky"
+
+
+def test_class_membership_by_comparison_and_by_table_agree():
+    from jetseg.autopilot.classmap import member
+    rs = np.random.RandomState(0)
+    c = rs.randint(0, 40, (60, 80)).astype(np.uint8)
+    for ids in ([3], [0, 7, 39], list(range(0, 40, 2))):      # 20 ids: the lookup table
+        want = np.isin(c, ids)
+        assert np.array_equal(member(c, ids), want)
+        assert np.array_equal(member(c.astype(np.int32), ids), want)
+
+
 # ---- edge cases -------------------------------------------------------------------------
 @pytest.mark.parametrize("fill,word", [(SKY, "no ground"), (GROUND, "no sky")])
 def test_all_sky_or_all_ground_gives_confidence_zero_and_a_reason(fill, word):

@@ -71,6 +71,27 @@ def test_signals_record_has_the_schema_and_true_values(tmp_path):
     assert sig.record(ground)["gates"] == ["pull_up"]
 
 
+def test_signals_read_the_nets_own_map_and_answer_in_frame_pixels(tmp_path):
+    """A frame larger than the net (or of another aspect): the signals read the net's
+    class map and report the horizon of the frame, as the frame's own map would give it."""
+    from jetseg import autopilot as ap
+    seg = Segmenter(colour_net(tmp_path / "c.onnx"))
+    small = scene(12.0, 0.1)
+    for fw, fh in [(320, 240), (320, 120)]:            # 2x; 2x wider only (roll flattens)
+        res = seg.process(cv2.resize(small, (fw, fh), interpolation=cv2.INTER_NEAREST))
+        res.frame_id, res.captured_at, res.latency_ms = 0, 1.0, 1.0
+        assert res.classes_lowres.shape == (H, W)
+        rec = Signals(seg.classes).record(res)              # first record: the measurement
+        h = rec["horizon"]
+        full = ap.estimate_horizon(res.classes, ["Sky"], names=seg.classes)
+        truth = math.degrees(math.atan(math.tan(math.radians(12.0)) * fh / H * W / fw))
+        assert (rec["width"], rec["height"], h["width"], h["height"]) == (fw, fh, fw, fh)
+        assert abs(h["roll_deg"] - truth) < 0.5 and abs(full.roll_deg - truth) < 0.5, (h, full)
+        assert abs(h["pitch"] - full.pitch) < 0.01
+        fs = rec["free_space"]
+        assert fs["heading_deg"] > 0 and len(fs["fractions"]) == 9       # car on the left
+
+
 def test_unknown_class_names_and_uris_fail_clearly():
     with pytest.raises(JetsegError):
         Signals(["Sky", "Road"], sky_classes=["Heaven"])

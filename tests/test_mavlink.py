@@ -409,6 +409,42 @@ def test_emit_sink_feeds_live_geometry_from_its_mavlink_link():
     assert_walls(od[0].distances, 1.0)
 
 
+def test_mavlink_alone_measures_the_horizon_only_for_its_named_values():
+    """OBSTACLE_DISTANCE needs obstacles every frame; the horizon and class shares go out
+    only in the rate-limited NAMED_VALUE_FLOATs, so a MAVLink-only sink measures them only
+    then. A JSON target next to it needs them every frame."""
+    geo = geometry(height=1.0)
+    classes = render(W, H, Camera(1.0, pitch=-10, hfov=HFOV, vfov=VFOV), WALLS)
+
+    class Res(object):
+        frame_id, captured_at, latency_ms, width, height = 0, time.time(), 5.0, W, H
+
+        def __init__(self):
+            self.classes = classes
+
+        def class_fractions(self):
+            return dict((n, float((classes == i).mean())) for i, n in enumerate(NAMES))
+
+    class Kept(Signals):
+        def record(self, *a, **k):
+            self.kept.append(Signals.record(self, *a, **k))
+            return self.kept[-1]
+    for uris, measured in ((["mavlink:udpout:127.0.0.1:9"], 1),
+                           (["mavlink:udpout:127.0.0.1:9", "udp://127.0.0.1:9"], 5)):
+        sig = Kept(NAMES, ["Sky"], ["Road"], camera=geo,
+                   obstacles=ObstacleDistances(geo, ["Road"], names=NAMES))
+        sig.kept = []
+        sink = EmitSink(uris, sig, live=False, named_hz=0.5)
+        try:
+            for _ in range(5):
+                sink.emit(Res())
+        finally:
+            sink.close()
+        assert len(sig.kept) == 5 and all(r["obstacles"] for r in sig.kept)
+        assert sum(r["horizon"] is not None for r in sig.kept) == measured, uris
+        assert sum(r["fractions"] is not None for r in sig.kept) == measured, uris
+
+
 def test_example_monitor_prints_what_the_autopilot_sees(tmp_path):
     model = colour_net(tmp_path / "walls.onnx", W, H)
     clip = scene_clip(tmp_path, Camera(1.5, pitch=-10, hfov=HFOV, vfov=VFOV))

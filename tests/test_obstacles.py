@@ -102,6 +102,27 @@ def test_attitude_matters_and_is_compensated():
     assert abs(level.distances_cm[i] / 100.0 - 6.0) > 1.5     # 4 degrees nose-up: way off
 
 
+def test_a_smaller_map_of_another_shape_is_read_with_the_frames_lens():
+    """The net's 320x320 class map of a 480x360 frame (square pixels, no --vfov): told the
+    frame's size it gives the frame's distances, as its enlargement to the frame does;
+    taken as a map with square pixels of its own it does not."""
+    from jetseg.core.processing import resize_nearest
+    vfov = 2 * math.degrees(math.atan(math.tan(math.radians(HFOV / 2)) * H / W))
+    cam = Camera(1.5, pitch=-10, hfov=HFOV, vfov=vfov)
+    low = render(320, 320, cam, WALLS)             # the frame's view squeezed into the map
+    od = ObstacleDistances(CameraGeometry(height_m=1.5, pitch_deg=-10, hfov_deg=HFOV),
+                           ["Road"], names=NAMES)
+    framed = od.measure(low, frame_size=(W, H))
+    assert check(cam, framed, WALLS)["wall"] >= 5
+    enlarged = od.measure(resize_nearest(low, W, H))
+    hit = framed.distances_cm <= framed.max_distance_cm
+    assert np.array_equal(hit, enlarged.distances_cm <= enlarged.max_distance_cm)
+    assert hit.sum() >= 5 and np.allclose(framed.distances_cm[hit], enlarged.distances_cm[hit],
+                                          rtol=0.05)
+    own = od.measure(low)
+    assert not np.allclose(own.distances_cm[hit], framed.distances_cm[hit], rtol=0.1)
+
+
 def test_fov_layout_spreads_72_sectors_over_the_view():
     cam = Camera(1.5, pitch=-10, hfov=HFOV, vfov=VFOV)
     obs = measure(cam, render(W, H, cam, WALLS), increment="fov")

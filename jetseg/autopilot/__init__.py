@@ -18,7 +18,8 @@ Everything here is vectorised numpy (no per-pixel Python) and runs on Python 3.6
     freespace   FreeSpace, free_space, bearing_deg, RPI_V2_HFOV_DEG
     gates       Gate, pull_up, check_gates, class_fractions
     classmap    class maps and class names in (shared by the three)
-    obstacles   CameraGeometry, ObstacleDistances: class map -> distances per sector
+    camera      CameraGeometry: the lens and mount (flat-ground pinhole model)
+    obstacles   ObstacleDistances: class map -> distances per sector
     mavlink     MavlinkLink, MavlinkEmitter: OBSTACLE_DISTANCE, heartbeat, named values
     links       MAVLink connection strings -> UDP, TCP or serial transports
     emit        --emit: one JSON record a frame over UDP, to a JSONL file, or MAVLink

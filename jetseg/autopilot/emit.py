@@ -25,7 +25,11 @@ With a camera geometry the horizon also carries ``vehicle_roll_deg``/``vehicle_p
 link that reports one, and free classes.
 
 The render thread only hands results over: a worker thread computes the record and sends
-it (live sources: the newest result wins; files: every frame, in order).
+it (live sources: the newest result wins; files: every frame, in order). It reads the net's
+own class map (``signal_map``) and computes only what its targets read: JSON gets every
+part every frame; MAVLink alone gets obstacles every frame and the horizon and class shares
+when its rate-limited NAMED_VALUE_FLOATs are due. What that costs the camera loop:
+``python3 -m tests.helpers.emit_cost`` (paired runs, figures printed).
 """
 import json
 import os
@@ -43,6 +47,7 @@ from jetseg.errors import JetsegError, log
 from jetseg.io.worker import put_latest, put_waiting
 
 SCHEMA = "jetseg.autopilot/1"
+PARTS = ("fractions", "horizon", "free_space", "obstacles")     # what a record can hold
 
 
 def _default(names, wanted):
@@ -71,12 +76,15 @@ class Signals(object):
         self.camera = camera            # a CameraGeometry: horizon -> vehicle attitude
         self.obstacles = obstacles      # an ObstacleDistances
 
-    def record(self, res, fps=None, vehicle=None):
-        """The record of one Segmentation; ``vehicle`` (a MavlinkLink's) gives live geometry."""
-        fr = res.class_fractions()
-        horizon = space = None
-        if self.sky:
-            h = estimate_horizon(res.classes, self.sky, names=self.names)
+    def record(self, res, fps=None, vehicle=None, parts=PARTS):
+        """The record of one Segmentation; ``vehicle`` (a MavlinkLink's) gives live geometry.
+        ``parts`` (of PARTS) are computed, the others are None: a MAVLink-only sink needs
+        the class shares and the horizon only when its rate-limited values are due."""
+        classes, size = signal_map(res)
+        fr = res.class_fractions() if "fractions" in parts else None
+        horizon = space = obstacles = None
+        if self.sky and "horizon" in parts:
+            h = estimate_horizon(classes, self.sky, names=self.names).scaled(*size)
             t = res.frame_id / self.frame_rate if self.frame_rate and res.frame_id is not None \
                 else res.captured_at
             hf = self.filter.update(h, t=t)
@@ -84,21 +92,34 @@ class Signals(object):
             att = self.camera.attitude_from_horizon(hf) if self.camera else None
             horizon["vehicle_roll_deg"], horizon["vehicle_pitch_deg"] = \
                 (round(att[0], 2), round(att[1], 2)) if att else (None, None)
-        if self.free:
-            space = free_space(res.classes, self.free, sectors=self.sectors,
-                                         names=self.names, hfov_deg=self.hfov).as_dict()
+        if self.free and "free_space" in parts:
+            space = free_space(classes, self.free, sectors=self.sectors, names=self.names,
+                               hfov_deg=self.hfov).as_dict()
+        if self.obstacles and "obstacles" in parts:
+            obstacles = self.obstacles.measure(classes, self.names, frame_size=size,
+                                               **(vehicle.live() if vehicle else {})).as_dict()
         return {
             "schema": SCHEMA, "time": round(res.captured_at or time.time(), 4),
             "frame_id": res.frame_id, "latency_ms": round(res.latency_ms or 0.0, 2),
             "fps": round(fps, 2) if fps is not None else None,
             "width": int(res.width), "height": int(res.height), "model": self.model,
-            "fractions": dict((k, round(v, 4)) for k, v in fr.items()),
+            "fractions": None if fr is None else dict((k, round(v, 4)) for k, v in fr.items()),
             "horizon": horizon, "free_space": space,
-            "gates": check_gates(fr, self.gates) if self.gates else [],
-            "obstacles": self.obstacles.measure(
-                res.classes, self.names, **(vehicle.live() if vehicle else {})).as_dict()
-            if self.obstacles else None,
+            "gates": None if fr is None else check_gates(fr, self.gates) if self.gates else [],
+            "obstacles": obstacles,
         }
+
+
+def signal_map(res):
+    """(class map, (frame width, height)) the signals read: the net's own map
+    (``classes_lowres``) when the frame's would only be its nearest-neighbour enlargement
+    (the same information in fewer pixels, and no enlargement to make); the frame's when
+    it is more (scores upsampled before the argmax: filter mode "smooth")."""
+    size = (int(res.width), int(res.height))
+    smooth = getattr(getattr(res, "segmenter", None), "filter_mode", None) == "smooth"
+    if not hasattr(res, "classes_lowres") or (smooth and getattr(res, "scores", None) is not None):
+        return res.classes, size
+    return res.classes_lowres, size
 
 
 class UdpEmitter(object):
@@ -275,9 +296,13 @@ class EmitSink(object):
                 self.failure = e
 
     def emit(self, res):
-        """Compute one result's record and send it to every emitter (the worker's job)."""
+        """Compute one result's record and send it to every emitter (the worker's job):
+        what JSON needs every frame, what MAVLink needs now (``parts()``)."""
+        parts = set()
+        for e in self.emitters:
+            parts.update(e.parts() if hasattr(e, "parts") else PARTS)
         rec = self.signals.record(res, fps=self.stats.fps if self.stats else None,
-                                  vehicle=self.vehicle)
+                                  vehicle=self.vehicle, parts=parts)
         line = None
         for e in self.emitters:
             if hasattr(e, "send_record"):

@@ -114,6 +114,18 @@ class Horizon(object):
             up, rho = (-up[0], -up[1]), -rho
         return cls(width, height, normal=up, rho=rho, **kw)
 
+    def scaled(self, width, height):
+        """The same line in a ``width`` x ``height`` image of the same view (the frame a
+        smaller class map was made for): continuous coordinates scale by width/W, height/H."""
+        if (width, height) == (self.width, self.height):
+            return self
+        sx, sy = self.width / float(width), self.height / float(height)
+        line = {} if self.normal is None else \
+            dict(normal=(self.normal[0] * sx, self.normal[1] * sy), rho=self.rho)
+        return Horizon(width, height, confidence=self.confidence, reason=self.reason,
+                       sky_fraction=self.sky_fraction, points=self.points,
+                       inliers=self.inliers, **line)
+
     def y_at(self, x):
         """The line's row at column x (None for a vertical line)."""
         if self.slope is None:

@@ -16,46 +16,63 @@ def _grid(shape, step, offset):
     return offset + np.arange(shape) * step + 0.5
 
 
-def _half_plane(w, step, th):
+def _pixels(w):
+    """Grid indices ((x, y) of the sky, (x, y) of the ground) of a weight map."""
+    ys, xs = np.nonzero(w > 0)
+    yg, xg = np.nonzero(w < 0)
+    return (xs, ys), (xg, yg)
+
+
+def _half_plane(px, shape, step, th):
     """Best half-plane for the sky on a small weight map, over normal angles ``th``.
 
-    For each angle, histogram the signed weights (+1 sky, -1 ground) along the normal
-    (cos, sin) and pick the threshold (and side) that puts the most sky on one side and the
-    most ground on the other. Returns (normal towards the sky, rho, angle)."""
-    off = step // 2
-    ys, xs = np.nonzero(w)
-    wv = w[ys, xs].astype(np.float64)
-    X = off + xs * float(step) + 0.5
-    Y = off + ys * float(step) + 0.5
-    c, s = np.cos(th), np.sin(th)
-    proj = c[:, None] * X[None, :] + s[:, None] * Y[None, :]
-    lo = proj.min(axis=1)
-    nb = int(math.ceil(math.hypot(w.shape[0] + 1, w.shape[1] + 1))) + 2
-    b = ((proj - lo[:, None]) * (1.0 / step)).astype(np.int64)
-    b += (np.arange(len(th)) * nb)[:, None]
-    hist = np.bincount(b.ravel(), weights=np.tile(wv, len(th)),
-                       minlength=len(th) * nb).reshape(len(th), nb)
-    cum = np.cumsum(hist, axis=1)              # sum of weights in bins <= t
-    pos = wv.sum() - cum                       # sky on the + side of the threshold
+    ``px`` are its sky and ground pixels (``_pixels``; both non-empty), ``shape`` its shape
+    and ``step`` the pixels of the class map per sample. For each angle, histogram sky (+1)
+    and ground (-1) along the normal (cos, sin) in bins one sample wide and pick the
+    threshold (and side) that puts the most sky on one side and the most ground on the
+    other. Returns (normal towards the sky, rho, angle)."""
+    (xs, ys), (xg, yg) = px
+    c, s = np.cos(th)[:, None], np.sin(th)[:, None]
+    h, w = shape
+    lo = np.minimum(0.0, c * (w - 1)) + np.minimum(0.0, s * (h - 1))   # the grid's lowest
+    nb = int(math.ceil(math.hypot(h, w))) + 2
+    n = len(th) * nb
+    shift = (np.arange(len(th)) * nb)[:, None] - lo      # angle k's bins start at k * nb
+
+    def bins(x, y):                             # bin of each projection, per angle
+        p = c * x
+        p += s * y
+        p += shift
+        return p.astype(np.intp).ravel()
+    hist = np.bincount(bins(xs, ys), minlength=n) - np.bincount(bins(xg, yg), minlength=n)
+    cum = np.cumsum(hist.reshape(len(th), nb), axis=1)   # sum of weights in bins <= t
+    pos = (len(xs) - len(xg)) - cum            # sky on the + side of the threshold
     ia, it = np.unravel_index(np.argmax(pos), pos.shape)
     ja, jt = np.unravel_index(np.argmax(cum), cum.shape)
     if pos[ia, it] >= cum[ja, jt]:
         a, t, sign = ia, it, 1.0
     else:
         a, t, sign = ja, jt, -1.0
-    rho = lo[a] + (t + 1) * step               # upper edge of bin t
-    return np.array([sign * c[a], sign * s[a]]), sign * rho, th[a]
+    centre = step // 2 + 0.5                   # sample i sits at i * step + centre
+    rho = (lo[a, 0] + t + 1) * step + (c[a, 0] + s[a, 0]) * centre   # upper edge of bin t
+    return np.array([sign * c[a, 0], sign * s[a, 0]]), sign * rho, th[a]
 
 
 def coarse_line(w, step):
-    """Area-based first guess: 7.5 degree steps over 180 degrees, then 1 degree steps.
+    """Area-based first guess: 7.5 degree steps over 180 degrees, then 2 degree steps.
 
     It says on which side the sky is and roughly where the line runs: within a degree or
     two under trees, poles and noise, but a big ground-class occluder straddling the line
     (a wing) can pull it 10+ degrees, so the fit below only uses it as a loose prior.
     """
-    _, _, a = _half_plane(w, step, np.arange(24) * (math.pi / 24))
-    return _half_plane(w, step, a + np.radians(np.arange(-4.0, 4.5, 1.0)))[:2]
+    half = w[::2, ::2]                        # the 7.5 degree search: every 2nd sample
+    px = _pixels(half)
+    if len(px[0][0]) and len(px[1][0]):
+        _, _, a = _half_plane(px, half.shape, 2 * step, np.arange(24) * (math.pi / 24))
+    else:
+        a = math.pi / 2
+    return _half_plane(_pixels(w), w.shape, step,
+                       a + np.radians(np.arange(-4.0, 4.5, 2.0)))[:2]
 
 
 def _splits(w, step, offset):
@@ -94,15 +111,35 @@ def boundary_points(w, step, offset, n0):
 
 def _tls(P, wts):
     """Weighted total-least-squares line through points P (n x 2): (normal, rho)."""
-    sw = wts.sum()
-    m = (P * wts[:, None]).sum(axis=0) / sw
+    m = wts.dot(P) / wts.sum()
     d = P - m
-    cxx = (wts * d[:, 0] * d[:, 0]).sum()
-    cyy = (wts * d[:, 1] * d[:, 1]).sum()
-    cxy = (wts * d[:, 0] * d[:, 1]).sum()
+    (cxx, cxy), (_, cyy) = (d * wts[:, None]).T.dot(d)
     th = 0.5 * math.atan2(2.0 * cxy, cxx - cyy)   # principal (line) direction
     nrm = np.array([-math.sin(th), math.cos(th)])
     return nrm, float(nrm.dot(m))
+
+
+def _median(a):
+    """np.median of a non-empty 1-D array, without its per-call overhead."""
+    k = len(a) // 2
+    if len(a) % 2:
+        return float(np.partition(a, k)[k])
+    p = np.partition(a, (k - 1, k))
+    return 0.5 * (float(p[k - 1]) + float(p[k]))
+
+
+_PAIRS = {}
+
+
+def _pairs(n, seed, trials):
+    """The RANSAC point pairs for ``n`` points (the same draw every time, made once)."""
+    key = (n, seed, trials)
+    if key not in _PAIRS:
+        if len(_PAIRS) > 512:
+            _PAIRS.clear()
+        rs = np.random.RandomState(seed)
+        _PAIRS[key] = (rs.randint(n, size=trials), rs.randint(n, size=trials))
+    return _PAIRS[key]
 
 
 def robust_line(P, thr, init, max_turn_deg=30.0, seed=0, trials=96):
@@ -114,10 +151,7 @@ def robust_line(P, thr, init, max_turn_deg=30.0, seed=0, trials=96):
     sky side of the true line, so a candidate that leaves many points on its ground side
     (beyond ``thr``) is charged 9x more for them than for points on its sky side.
     """
-    n = len(P)
-    rs = np.random.RandomState(seed)
-    i = rs.randint(n, size=trials)
-    j = rs.randint(n, size=trials)
+    i, j = _pairs(len(P), seed, trials)
     d = P[j] - P[i]
     L = np.sqrt((d * d).sum(axis=1))
     keep = L > 1.0
@@ -129,7 +163,8 @@ def robust_line(P, thr, init, max_turn_deg=30.0, seed=0, trials=96):
     N = np.vstack([N, n0[None, :]])
     rho = np.append(rho, init[1])
     R = P.dot(N.T) - rho[None, :]
-    cost = np.minimum(R * R, np.where(R < 0, 9.0, 1.0) * (thr * thr)).sum(axis=0)
+    t2 = thr * thr
+    cost = np.minimum(R * R, np.where(R < 0, 9.0 * t2, t2)).sum(axis=0)
     cost[N.dot(n0) < math.cos(math.radians(max_turn_deg))] = np.inf
     b = int(np.argmin(cost))
     inl = np.abs(R[:, b]) < thr
@@ -139,8 +174,8 @@ def robust_line(P, thr, init, max_turn_deg=30.0, seed=0, trials=96):
     for _ in range(3):
         res = P.dot(nrm) - r0
         a = np.abs(res)
-        scale = max(1.4826 * np.median(a[a < 3 * thr]) if (a < 3 * thr).any() else thr,
-                    thr / 4.0)
+        near = a[a < 3 * thr]
+        scale = max(1.4826 * _median(near) if len(near) else thr, thr / 4.0)
         u = a / (4.685 * scale)
         wts = np.where(u < 1, (1 - u * u) ** 2, 0.0)
         if wts.sum() < 1e-9 or (wts > 0).sum() < 2:

@@ -321,6 +321,13 @@ class MavlinkEmitter(object):
     def dropped(self):
         return self.link.dropped
 
+    def parts(self):
+        """What the next ``send_record`` reads (jetseg.autopilot.emit.PARTS): obstacles
+        every frame; the horizon and class shares only when the named values are due."""
+        if self.named_s is not None and time.monotonic() >= self._next_named:
+            return ("obstacles", "horizon", "fractions")
+        return ("obstacles",)
+
     def send_record(self, rec, res=None):
         obs = rec.get("obstacles")
         if obs:

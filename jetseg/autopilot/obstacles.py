@@ -31,154 +31,20 @@ the far limit defaults to 20 m.
 Angles are degrees with aerospace signs: pitch positive nose-up (a camera tilted down has a
 negative pitch), roll positive right side down, yaw positive to the right.
 """
-import json
 import math
-import os
 
 import numpy as np
 
+from jetseg.autopilot.camera import CameraGeometry, finite, load_calibration, rotation
 from jetseg.autopilot.classmap import class_ids, member, unpack
 from jetseg.errors import JetsegError
+
+__all__ = ["CameraGeometry", "load_calibration", "rotation", "Obstacles", "ObstacleDistances",
+           "UNKNOWN_CM", "SECTORS", "MAX_CM"]
 
 UNKNOWN_CM = 65535              # UINT16_MAX: OBSTACLE_DISTANCE's "no information" value
 SECTORS = 72                    # OBSTACLE_DISTANCE.distances[72]
 MAX_CM = 65533                  # so that max_distance + 1 stays below UINT16_MAX
-
-
-def _finite(value, what, lo=None, hi=None, fix=""):
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise JetsegError("{} {!r} is not a number".format(what, value), fix=fix)
-    if not math.isfinite(v) or (lo is not None and v < lo) or (hi is not None and v > hi):
-        raise JetsegError("{} {} is outside {}..{}".format(what, value, lo, hi), fix=fix)
-    return v
-
-
-def rotation(roll_deg, pitch_deg, yaw_deg=0.0):
-    """3x3 matrix turning FRD vectors of a rotated frame into the reference frame (Z-Y-X)."""
-    r, p, y = (math.radians(a) for a in (roll_deg, pitch_deg, yaw_deg))
-    cr, sr, cp, sp, cy, sy = math.cos(r), math.sin(r), math.cos(p), math.sin(p), \
-        math.cos(y), math.sin(y)
-    rz = np.array([[cy, -sy, 0.0], [sy, cy, 0.0], [0.0, 0.0, 1.0]])
-    ry = np.array([[cp, 0.0, sp], [0.0, 1.0, 0.0], [-sp, 0.0, cp]])
-    rx = np.array([[1.0, 0.0, 0.0], [0.0, cr, -sr], [0.0, sr, cr]])
-    return rz.dot(ry).dot(rx)
-
-
-def load_calibration(path):
-    """fx, fy, cx, cy (pixels) and the calibrated image size from a calibration file.
-
-    JSON:  {"fx": 620.1, "fy": 619.8, "cx": 640.2, "cy": 359.7, "width": 1280, "height": 720}
-           or {"camera_matrix": [[fx, 0, cx], [0, fy, cy], [0, 0, 1]], "image_width": ...,
-           "image_height": ...}
-    YAML/XML written by OpenCV's calibration (cv2.FileStorage): camera_matrix, image_width,
-    image_height. Lens distortion is not modelled: calibrate (or rectify) a lens with little.
-    """
-    fix = ("write JSON {\"fx\", \"fy\", \"cx\", \"cy\", \"width\", \"height\"} (pixels) or "
-           "OpenCV's calibration YAML with camera_matrix, image_width, image_height")
-    if not os.path.isfile(str(path)):
-        raise JetsegError("calibration file not found", path=path, fix=fix)
-    try:
-        if str(path).lower().endswith(".json"):
-            with open(str(path)) as f:
-                d = json.load(f)
-            if "camera_matrix" in d:
-                k = d["camera_matrix"]
-                k = np.asarray(k.get("data", k) if isinstance(k, dict) else k, np.float64)
-                k = k.reshape(3, 3)
-                d = {"fx": k[0, 0], "fy": k[1, 1], "cx": k[0, 2], "cy": k[1, 2],
-                     "width": d.get("image_width", d.get("width")),
-                     "height": d.get("image_height", d.get("height"))}
-        else:
-            from jetseg.errors import need_cv2
-            cv2 = need_cv2("reading an OpenCV calibration file")
-            fs = cv2.FileStorage(str(path), cv2.FILE_STORAGE_READ)
-            k = fs.getNode("camera_matrix").mat()
-            d = {"fx": k[0, 0], "fy": k[1, 1], "cx": k[0, 2], "cy": k[1, 2],
-                 "width": fs.getNode("image_width").real(),
-                 "height": fs.getNode("image_height").real()}
-            fs.release()
-        out = dict((key, float(d[key])) for key in ("fx", "fy", "cx", "cy", "width", "height"))
-    except (ValueError, KeyError, TypeError, AttributeError, IndexError) as e:
-        raise JetsegError("not a camera calibration ({})".format(
-            str(e).splitlines()[0] if str(e) else type(e).__name__), path=path, fix=fix)
-    except Exception as e:                    # cv2.error: a broken YAML/XML file
-        raise JetsegError("cannot read the calibration ({})".format(
-            str(e).strip().splitlines()[-1]), path=path, fix=fix)
-    for key in ("fx", "fy", "width", "height"):
-        if not out[key] > 0:
-            raise JetsegError("calibration {} = {} must be positive".format(key, out[key]),
-                              path=path, fix=fix)
-    return out
-
-
-class CameraGeometry(object):
-    """How the camera sits on the vehicle and sees: the flat-ground pinhole model.
-
-    height_m    camera height above the ground in metres (> 0; None: only from a live source)
-    pitch_deg   mount pitch, -90..90, positive nose-up: a camera tilted down is negative
-    roll_deg    mount roll, -180..180, positive right side down
-    yaw_deg     mount yaw, -180..180, 0 looking forward, positive to the right
-    hfov_deg    horizontal field of view, 1..179 degrees
-    vfov_deg    vertical field of view, 1..179 (default: square pixels, fy = fx)
-    calibration fx, fy, cx, cy, width, height (``load_calibration``); wins over the FOVs.
-                Class maps of another size scale it (the model sees the whole frame resized)
-    """
-
-    def __init__(self, height_m=None, pitch_deg=0.0, hfov_deg=None, vfov_deg=None,
-                 roll_deg=0.0, yaw_deg=0.0, calibration=None):
-        fov_fix = "give the lens's field of view in degrees, e.g. --hfov 62.2 --vfov 48.8"
-        self.height_m = None if height_m is None else _finite(
-            height_m, "camera height", 1e-3, 1e4,
-            fix="give the camera's height above the ground in metres, e.g. --camera-height 1.5")
-        self.pitch_deg = _finite(pitch_deg, "camera pitch", -90, 90,
-                                 fix="degrees, positive nose-up: a camera tilted down by 20 "
-                                     "degrees is --camera-pitch -20")
-        self.roll_deg = _finite(roll_deg, "camera roll", -180, 180, fix="degrees, -180..180")
-        self.yaw_deg = _finite(yaw_deg, "camera yaw", -180, 180, fix="degrees, -180..180")
-        self.calibration = dict(calibration) if calibration else None
-        if self.calibration is None and hfov_deg is None:
-            raise JetsegError("the camera needs a field of view or a calibration",
-                              fix=fov_fix + " or --calibration FILE")
-        self.hfov_deg = None if hfov_deg is None else _finite(
-            hfov_deg, "horizontal field of view", 1, 179, fix=fov_fix)
-        self.vfov_deg = None if vfov_deg is None else _finite(
-            vfov_deg, "vertical field of view", 1, 179, fix=fov_fix)
-        self.mount = rotation(self.roll_deg, self.pitch_deg, self.yaw_deg)
-
-    @classmethod
-    def from_calibration(cls, path, **kw):
-        return cls(calibration=load_calibration(path), **kw)
-
-    def intrinsics(self, width, height):
-        """(fx, fy, cx, cy) in pixels of a ``width`` x ``height`` class map."""
-        c = self.calibration
-        if c:
-            sx, sy = width / c["width"], height / c["height"]
-            return c["fx"] * sx, c["fy"] * sy, c["cx"] * sx, c["cy"] * sy
-        fx = (width / 2.0) / math.tan(math.radians(self.hfov_deg) / 2.0)
-        fy = fx if self.vfov_deg is None else \
-            (height / 2.0) / math.tan(math.radians(self.vfov_deg) / 2.0)
-        return fx, fy, width / 2.0, height / 2.0
-
-    def attitude_from_horizon(self, horizon):
-        """Vehicle (roll, pitch) in degrees that put the sky/ground line where ``horizon``
-        (a jetseg Horizon, sky on the side normal . p > rho) sees it; None without a line."""
-        if horizon is None or horizon.normal is None:
-            return None
-        fx, fy, cx, cy = self.intrinsics(horizon.width, horizon.height)
-        nx, ny = horizon.normal
-        down_cam = -np.array([nx * cx + ny * cy - horizon.rho, nx * fx, ny * fy])
-        down = self.mount.dot(down_cam / np.linalg.norm(down_cam))   # body FRD
-        return (math.degrees(math.atan2(down[1], down[2])),
-                math.degrees(-math.asin(max(-1.0, min(1.0, down[0])))))
-
-    def __repr__(self):
-        lens = "calibration fx={fx:.1f} fy={fy:.1f}".format(**self.calibration) \
-            if self.calibration else "hfov={} vfov={}".format(self.hfov_deg, self.vfov_deg)
-        return "CameraGeometry(height_m={}, pitch_deg={}, roll_deg={}, yaw_deg={}, {})".format(
-            self.height_m, self.pitch_deg, self.roll_deg, self.yaw_deg, lens)
 
 
 class Obstacles(object):
@@ -261,11 +127,11 @@ class ObstacleDistances(object):
             self._free_ids(self.names)                  # unknown names fail now
         self.fov_layout = str(increment_deg).lower() == "fov"
         if not self.fov_layout:
-            self.increment_deg = _finite(increment_deg, "sector increment", 5.0, 90.0,
-                                         fix="give 5..90 degrees (5: 72 x 5 = the whole "
-                                             "circle) or 'fov'")
-        self.max_range_m = _finite(max_range_m, "maximum range", 0.1, MAX_CM / 100.0,
-                                   fix="give metres, e.g. 20")
+            self.increment_deg = finite(increment_deg, "sector increment", 5.0, 90.0,
+                                        fix="give 5..90 degrees (5: 72 x 5 = the whole "
+                                            "circle) or 'fov'")
+        self.max_range_m = finite(max_range_m, "maximum range", 0.1, MAX_CM / 100.0,
+                                  fix="give metres, e.g. 20")
 
     @staticmethod
     def _key(names):
@@ -287,10 +153,12 @@ class ObstacleDistances(object):
         return inc, self.camera.yaw_deg + left + inc / 2.0
 
     def measure(self, classes, names=None, roll_deg=None, pitch_deg=None, height_m=None,
-                attitude_source=None, height_source=None):
+                attitude_source=None, height_source=None, frame_size=None):
         """Obstacles of one class map (or Segmentation). Vehicle ``roll_deg``/``pitch_deg``
         default to level, ``height_m`` to the camera's configured height; the sources name
-        where live values came from (``MavlinkLink.vehicle.live()`` gives all five)."""
+        where live values came from (``MavlinkLink.vehicle.live()`` gives all five).
+        ``frame_size`` (width, height): the frame a smaller class map (the net's output)
+        was made from, whose pixels the lens's field of view describes."""
         classes, names = unpack(classes, names if names is not None else self.names)
         ids = self._free_ids(names)
         H, W = classes.shape
@@ -300,51 +168,74 @@ class ObstacleDistances(object):
         if height_m is None:
             height_m, height_source = self.camera.height_m, "configured"
         out = np.full(SECTORS, UNKNOWN_CM, np.uint16)
-        args = (inc, offset, roll_deg, pitch_deg, height_m, attitude_source, height_source)
+        args = (roll_deg, pitch_deg, height_m, attitude_source, height_source)
         if height_m is None or not height_m > 0 or H == 0 or W == 0:
-            return Obstacles(out, inc, offset, 0, 0, *args[2:],
+            return Obstacles(out, inc, offset, 0, 0, *args,
                              reason="no camera height: give --camera-height or send "
                                     "DISTANCE_SENSOR / GLOBAL_POSITION_INT on the link")
-        key = (W, H, float(roll_deg), float(pitch_deg), float(height_m), inc)
+        key = (W, H, frame_size, float(roll_deg), float(pitch_deg), float(height_m), inc,
+               offset)
         if self._view is None or self._view[0] != key:      # the same geometry: reuse it
+            fw, fh = frame_size or (W, H)
+            fx, fy, cx, cy = self.camera.intrinsics(fw, fh)
+            K = (fx * W / fw, fy * H / fh, cx * W / fw, cy * H / fh)
             R = rotation(roll_deg, pitch_deg).dot(self.camera.mount)
-            self._view = (key, _view(R, self.camera.intrinsics(W, H), W, H, height_m,
-                                     self.max_range_m, inc))
-        view = self._view[1]
+            self._view = (key, _Ladder(_view(R, K, W, H, height_m, self.max_range_m, inc),
+                                       W, self.max_range_m, inc, offset))
+        lad = self._view[1]
+        if lad.reason:
+            return Obstacles(out, inc, offset, 0, 0, *args, reason=lad.reason)
+        # per frame: which ladder pixels are free, and where each bearing's run stops
+        stop = lad.inside & ~member(classes.take(lad.index), ids)
+        js = stop.argmax(axis=1)
+        rng = np.where(js == lad.first, lad.min_m, lad.ranges[js])   # foot below the view
+        hit = lad.seen & stop[lad.rows, js] & (rng < lad.max_m)
+        clear = lad.far & ~hit
+        out[np.unique(lad.sector[clear & lad.valid])] = lad.max_cm + 1
+        best = np.full(SECTORS, np.inf)
+        np.minimum.at(best, lad.sector[hit & lad.valid], rng[hit & lad.valid])
+        has = np.isfinite(best)
+        out[has] = np.clip(np.round(best[has] * 100.0), lad.min_cm, lad.max_cm).astype(
+            np.uint16)
+        per_bearing = np.where(hit, rng, np.where(clear, np.inf, np.nan))
+        return Obstacles(out, inc, offset, lad.min_cm, lad.max_cm, *args,
+                         bearings=(lad.bearings_deg, per_bearing))
+
+
+class _Ladder(object):
+    """Everything about one geometry that does not depend on the frame (made once, reused
+    while the camera size, attitude and height stay): the ladder's pixels as flat indices
+    into the class map, where each bearing enters and leaves the view, the near and far
+    limits, and each bearing's sector. ``reason`` says why nothing can be judged."""
+
+    def __init__(self, view, W, max_range_m, inc, offset):
+        self.reason = None
         if view is None:
-            return Obstacles(out, inc, offset, 0, 0, *args[2:], reason="no ground in view")
+            self.reason = "no ground in view"
+            return
         betas, ranges, u, v, inside = view
         ok = np.where(inside, 1, 0)
-        free = member(classes[(v * ok).astype(np.intp), (u * ok).astype(np.intp)], ids) & inside
+        self.index = (v * ok).astype(np.intp) * W + (u * ok).astype(np.intp)
+        self.inside, self.ranges = inside, ranges
         n = len(ranges)
-        seen = inside.any(axis=1)
-        first = inside.argmax(axis=1)
+        self.seen = inside.any(axis=1)
+        self.first = inside.argmax(axis=1)
         last = n - 1 - inside[:, ::-1].argmax(axis=1)
-        rows = np.arange(len(betas))
-        after = v[rows, np.minimum(last + 1, n - 1)]
-        top = seen & ((last == n - 1) | (after < 0))            # leaves the view at the top
-        min_m = float(ranges[first[seen]].min())
-        max_m = min(self.max_range_m, float(ranges[last[top]].min()) if top.any() else np.inf)
-        if min_m >= max_m:
-            return Obstacles(out, inc, offset, 0, 0, *args[2:],
-                             reason="no ground within {:.1f} m in view".format(max_m))
-        stop = inside & ~free                                   # the first pixel not free
-        js = stop.argmax(axis=1)
-        rng = np.where(js == first, min_m, ranges[js])          # foot below the view: <= min
-        hit = seen & stop.any(axis=1) & (rng < max_m)
-        clear = seen & ~hit & ((last == n - 1) | (ranges[last] >= max_m))
-        min_cm = int(math.ceil(min_m * 100))
-        max_cm = max(min_cm, min(MAX_CM, int(max_m * 100)))
-        sector = (np.mod(np.degrees(betas) - offset + inc / 2.0, 360.0) // inc).astype(np.intp)
-        valid = sector < SECTORS
-        out[np.unique(sector[clear & valid])] = max_cm + 1
-        best = np.full(SECTORS, np.inf)
-        np.minimum.at(best, sector[hit & valid], rng[hit & valid])
-        has = np.isfinite(best)
-        out[has] = np.clip(np.round(best[has] * 100.0), min_cm, max_cm).astype(np.uint16)
-        per_bearing = np.where(hit, rng, np.where(clear, np.inf, np.nan))
-        return Obstacles(out, inc, offset, min_cm, max_cm, *args[2:],
-                         bearings=(np.degrees(betas), per_bearing))
+        self.rows = np.arange(len(betas))
+        after = v[self.rows, np.minimum(last + 1, n - 1)]
+        top = self.seen & ((last == n - 1) | (after < 0))         # leaves the view at the top
+        self.min_m = float(ranges[self.first[self.seen]].min())
+        self.max_m = min(max_range_m, float(ranges[last[top]].min()) if top.any() else np.inf)
+        if self.min_m >= self.max_m:
+            self.reason = "no ground within {:.1f} m in view".format(self.max_m)
+            return
+        self.far = self.seen & ((last == n - 1) | (ranges[last] >= self.max_m))
+        self.min_cm = int(math.ceil(self.min_m * 100))
+        self.max_cm = max(self.min_cm, min(MAX_CM, int(self.max_m * 100)))
+        self.bearings_deg = np.degrees(betas)
+        self.sector = (np.mod(self.bearings_deg - offset + inc / 2.0, 360.0) // inc).astype(
+            np.intp)
+        self.valid = self.sector < SECTORS
 
 
 def _view(R, K, W, H, height, max_range, inc):

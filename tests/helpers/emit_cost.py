@@ -1,48 +1,112 @@
-"""What --emit costs the camera loop: paired runs with and without it, figures printed.
+"""What --emit costs the camera loop: interleaved runs with and without it, figures printed.
 
-    python3 -m tests.helpers.emit_cost                       # camvid.onnx on the demo clip
-    python3 -m tests.helpers.emit_cost --emit udp://127.0.0.1:9 --camera-height 1.5
-    PYTHONPATH=/path/to/other/checkout python3 tests/helpers/emit_cost.py   # older code
+    python3 -m tests.helpers.emit_cost              # udp://, jsonl: and mavlink:, nobody there
+    python3 -m tests.helpers.emit_cost --emit udp://127.0.0.1:9 --rounds 15
+    python3 -m tests.helpers.emit_cost --geometry ""           # no camera height: no obstacles
+    PYTHONPATH=/other/checkout python3 tests/helpers/emit_cost.py       # older code, same frames
 
-Frames are decoded once and held in memory (jetseg bench's MemorySource), every run goes
+Frames are decoded once and held in memory (jetseg bench's MemorySource); every run goes
 through the real Pipeline with the render work jetseg-camera does (overlay, class counts),
-and a run with the EmitSink alternates with one without it (which goes first alternates
-too), so drift on a shared machine hits both. Prints each pair, the median fps ratio, the
-median ratio of process CPU per frame (what a CPU-bound machine loses) and the render
-stage's p50 (what the camera loop itself waits for); nothing is asserted (timing belongs to
-benchmarks, not tests).
+and an emitting run adds the sink that jetseg-camera's own flags build
+(jetseg.cli.emitargs.emit_sink, with ``--geometry``'s camera flags) with no receiver. A round
+runs once without emitting and once per ``--emit`` target, in an order that rotates from
+round to round, so drift on a shared machine hits them all; each emitting run is compared
+with the run without emitting of its own round. Printed per target: the median fps ratio
+with its spread (min..max) and quartiles, the median ratio of process CPU per frame (what a
+CPU-bound machine loses) and the render stage's p50 (what the camera loop waits for). Then,
+apart from the pipeline and so far less disturbed by a busy machine, the signals thread's
+own CPU per record for each target, as a share of a frame's CPU without emitting. Nothing
+is asserted: timing belongs to benchmarks, not tests.
 """
 import argparse
-import inspect
 import os
+import shutil
+import shlex
 import statistics
 import sys
+import tempfile
 import time
 
 if __package__ in (None, ""):             # run as a file: the checkout on PYTHONPATH wins
     sys.path.append(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
+TARGETS = ["udp://127.0.0.1:9", "jsonl:", "mavlink:udpout:127.0.0.1:9"]   # port 9: nobody
 
-def run(seg, frames, total, emit_factory):
+
+def run(seg, frames, total, make_sink):
+    """(fps, process CPU ms per frame, render p50 ms) of one pipeline run."""
     from jetseg.cli.bench import MemorySource, RenderSink
     from jetseg.io.pipeline import Pipeline
     pipe = Pipeline(MemorySource(frames, total), seg, sinks=[RenderSink("overlay")])
-    if emit_factory:
-        pipe.sinks.append(emit_factory(pipe.stats))
+    if make_sink:
+        pipe.sinks.append(make_sink(pipe))
     t0, c0 = time.perf_counter(), time.process_time()
     stats = pipe.run()
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     return stats.frames / wall, 1000.0 * cpu / stats.frames, stats.stages["render"].percentile(50)
 
 
+def sink_factory(uri, args, seg):
+    """A function pipe -> the EmitSink jetseg-camera builds for ``--emit uri``."""
+    from jetseg.cli.camera import build_parser
+    from jetseg.cli.emitargs import emit_sink
+    argv = ["--engine", args.model, "--emit", uri] + shlex.split(args.geometry)
+    cam_args = build_parser().parse_args(argv)
+
+    def make(pipe):
+        pipe.source.live = args.live            # a file: every frame gets its record
+        return emit_sink(cam_args, seg, pipe.source, pipe.stats)
+    return make
+
+
+def worker_ms(seg, frames, factories, fps, rounds=5):
+    """Thread CPU ms of one record's work in the signals thread (``EmitSink.emit``: the
+    signals, encoding, handing to the emitter), per target, measured apart from the
+    pipeline on the same frames: the part of the cost that does not depend on how threads
+    share a busy machine. Paced at ``fps`` so rate limits act as in the camera loop."""
+    from jetseg.cli.bench import MemorySource, RenderSink
+    from jetseg.io.pipeline import Pipeline
+    results = []
+    for i, f in enumerate(frames):
+        res = seg.process(f)
+        res.frame_id, res.captured_at, res.latency_ms = i, time.time(), 30.0
+        RenderSink("overlay").write(res)                 # what the render thread did first
+        results.append(res)
+    sinks = [make(Pipeline(MemorySource(frames, 1), seg)) for make in factories]
+    ms = [[] for _ in sinks]
+    for _ in range(rounds):
+        for k, sink in enumerate(sinks):
+            for res in results:
+                t = time.thread_time()
+                sink.emit(res)
+                ms[k].append(1000.0 * (time.thread_time() - t))
+                time.sleep(1.0 / fps)
+    for sink in sinks:
+        sink.close()
+    return [statistics.mean(m) for m in ms]            # a mean: rate-limited parts count
+
+
+def quartiles(xs):
+    xs = sorted(xs)
+    q = lambda f: xs[min(len(xs) - 1, int(round(f * (len(xs) - 1))))]    # noqa: E731
+    return q(0.25), q(0.75)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="engines/camvid.onnx")
     p.add_argument("--clip", default="samples/camvid-demo.mp4")
-    p.add_argument("--frames", type=int, default=60, help="frames per run")
-    p.add_argument("--pairs", type=int, default=7)
-    p.add_argument("--emit", action="append", help="URI (default udp://127.0.0.1:9: nobody)")
-    p.add_argument("--camera-height", type=float, help="also compute obstacle distances")
+    p.add_argument("--frames", type=int, default=120, help="frames per run (the clip's "
+                   "first 50 decoded once, replayed)")
+    p.add_argument("--rounds", type=int, default=9)
+    p.add_argument("--worker-frames", type=int, default=20,
+                   help="frames for the signals thread's own work, timed apart (0: skip)")
+    p.add_argument("--emit", action="append",
+                   help="a target (repeatable; default: {}; 'jsonl:' alone is a temporary "
+                        "file)".format(" ".join(TARGETS)))
+    p.add_argument("--geometry", default="--camera-height 1.5 --camera-pitch -10",
+                   help="jetseg-camera camera flags (default %(default)r: obstacle distances "
+                        "on; '' for none, as far as the targets allow)")
     p.add_argument("--live", action="store_true",
                    help="hand results over as for a live camera (the newest wins) instead of "
                         "as for a file (every frame gets its record)")
@@ -52,49 +116,61 @@ def main():
     args = p.parse_args()
     import jetseg
     from jetseg import Segmenter
-    from jetseg.autopilot.emit import EmitSink, Signals
     from jetseg.cli.bench import load_frames
-    uris = args.emit or ["udp://127.0.0.1:9"]
+    tmp = tempfile.mkdtemp(prefix="emit_cost-")
+    targets = [os.path.join("jsonl:" + tmp, "emit.jsonl") if t == "jsonl:" else t
+               for t in (args.emit or TARGETS)]
     seg = Segmenter(args.model, threads=args.threads)
-    frames = load_frames(args.clip, args.frames)
-    kw = {}
-    if "live" in inspect.signature(EmitSink.__init__).parameters:
-        kw["live"] = args.live                        # a file: every frame gets its record
-
-    def factory(stats):
-        extra = {}
-        if args.camera_height:
-            from jetseg.autopilot.obstacles import CameraGeometry, ObstacleDistances
-            cam = CameraGeometry(height_m=args.camera_height, hfov_deg=62.2)
-            sig = Signals(seg.classes, camera=cam)
-            sig.obstacles = ObstacleDistances(cam, sig.free, seg.classes)
-        else:
-            sig = Signals(seg.classes, **extra)
-        return EmitSink(uris, sig, stats, **kw)
-
-    print("jetseg from {}; {} on {} frames of {}; emit {}{}{}; {} pairs".format(
-        os.path.dirname(jetseg.__file__), os.path.basename(args.model), len(frames), args.clip,
-        " ".join(uris), " + obstacles" if args.camera_height else "",
-        " (live: newest wins)" if kw.get("live") else "", args.pairs))
-    run(seg, frames, len(frames), None)                                  # warm-up
-    ratios, cpus, renders = [], [], []
-    for i in range(args.pairs):
-        order = [None, factory] if i % 2 == 0 else [factory, None]
-        got = dict((f is not None, run(seg, frames, len(frames), f)) for f in order)
-        ratios.append(got[True][0] / got[False][0])
-        cpus.append(got[False][1] / got[True][1])
-        renders.append((got[False][2], got[True][2]))
-        print("  pair {}: without {:6.2f} fps {:6.1f} CPU ms/frame {:5.2f} ms render   with "
-              "{:6.2f} fps {:6.1f} CPU ms/frame {:5.2f} ms render   fps ratio {:.3f}".format(
-                  i + 1, got[False][0], got[False][1], got[False][2], got[True][0],
-                  got[True][1], got[True][2], ratios[-1]), flush=True)
-    med, cmed = statistics.median(ratios), statistics.median(cpus)
-    print("median fps ratio {:.3f}: emitting costs {:+.1f} % fps (spread {:.3f}..{:.3f})".format(
-        med, 100 * (1 - med), min(ratios), max(ratios)))
-    print("median CPU ratio {:.3f}: on a CPU-bound machine that is {:+.1f} % fps (spread "
-          "{:.3f}..{:.3f})".format(cmed, 100 * (1 - cmed), min(cpus), max(cpus)))
-    print("render stage (the camera loop's sinks) p50: {:.2f} ms without, {:.2f} ms with".format(
-        statistics.median(r[0] for r in renders), statistics.median(r[1] for r in renders)))
+    frames = load_frames(args.clip, 50)
+    if isinstance(frames, tuple):                     # newer bench: (frames, fps)
+        frames = frames[0]
+    factories = [None] + [sink_factory(t, args, seg) for t in targets]
+    print("jetseg from {}; {} on {} frames a run ({} decoded from {}, {}x{}); geometry {!r}; "
+          "{}; {} rounds".format(
+              os.path.dirname(jetseg.__file__), os.path.basename(args.model), args.frames,
+              len(frames), args.clip, frames[0].shape[1], frames[0].shape[0], args.geometry,
+              "live: newest wins" if args.live else "file: every frame", args.rounds))
+    run(seg, frames, args.frames, None)                                   # warm-up
+    for f in factories[1:]:
+        run(seg, frames, 10, f)
+    got = [[] for _ in factories]          # per configuration: (fps, cpu, render) per round
+    for r in range(args.rounds):
+        order = list(range(len(factories)))
+        order = order[r % len(order):] + order[:r % len(order)]           # rotate
+        res = {}
+        for k in order:
+            res[k] = run(seg, frames, args.frames, factories[k])
+        for k in res:
+            got[k].append(res[k])
+        each = ["{} fps x{:.3f} CPU/frame x{:.3f}".format(
+            t.split(":")[0], res[k][0] / res[0][0], res[k][1] / res[0][1])
+            for k, t in enumerate(targets, 1)]
+        print("  round {}: without {:6.2f} fps {:5.1f} CPU ms/frame | {}".format(
+            r + 1, res[0][0], res[0][1], " | ".join(each)), flush=True)
+    base = got[0]
+    print("median without emitting: {:.2f} fps, {:.1f} CPU ms/frame, render p50 {:.2f} ms".format(
+        statistics.median(b[0] for b in base), statistics.median(b[1] for b in base),
+        statistics.median(b[2] for b in base)))
+    for k, t in enumerate(targets, 1):
+        fps = [w[0] / b[0] for w, b in zip(got[k], base)]
+        cpu = [b[1] / w[1] for w, b in zip(got[k], base)]
+        med, cmed = statistics.median(fps), statistics.median(cpu)
+        print("--emit {}: fps ratio {:.3f} = emitting costs {:+.1f} % fps (spread {:.3f}..{:.3f}, "
+              "quartiles {:.3f}..{:.3f}); CPU ratio {:.3f} = {:+.1f} % fps on a CPU-bound "
+              "machine; render p50 {:.2f} ms".format(
+                  t, med, 100 * (1 - med), min(fps), max(fps), *quartiles(fps), cmed,
+                  100 * (1 - cmed), statistics.median(w[2] for w in got[k])))
+    base_fps = statistics.median(b[0] for b in base)
+    base_cpu = statistics.median(b[1] for b in base)
+    work = worker_ms(seg, frames[:args.worker_frames], factories[1:], base_fps) \
+        if args.worker_frames > 0 else []
+    if work:
+        print("signals thread's own work per record (thread CPU, mean, paced at {:.1f} fps), "
+              "against {:.1f} CPU ms a frame without emitting:".format(base_fps, base_cpu))
+    for t, w in zip(targets, work):
+        print("  --emit {}: {:.2f} ms = {:.1f} % of a frame's CPU".format(
+            t, w, 100.0 * w / base_cpu))
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
