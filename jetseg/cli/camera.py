@@ -12,18 +12,22 @@ import sys
 from jetseg.autopilot import RPI_V2_HFOV_DEG
 from jetseg.cli.common import ArgumentParser, add_model_args, run_guarded, segmenter_from_args
 from jetseg.cli.emitargs import add_geometry_args, emit_sink
-from jetseg.cli.frontend import add_video_args, open_pipeline, run_pipeline
-from jetseg.errors import log
+from jetseg.cli.frontend import add_input_args, add_video_args, open_pipeline, run_pipeline
+from jetseg.errors import JetsegError, log
 from jetseg.io.pipeline import Stats
 from jetseg.io.sources import FLIPS, open_source
+
+DEFAULT_INPUT = "csi://0"       # as jetson-inference's segnet.py
+INPUTS = "/dev/video0 (a USB camera), clip.mp4, rtsp://HOST/PATH or csi://N"
 
 
 def build_parser():
     p = ArgumentParser(prog="jetseg-camera", description="Segment a live camera, "
                                 "stream or video: display, record, serve to a browser.")
     add_model_args(p, primary="--engine")
-    p.add_argument("input", nargs="?", default="csi://0",
-                   help="csi://0, /dev/video0, rtsp://..., rtp://@:1234, video, images")
+    p.add_argument("input", nargs="?",
+                   help="csi://0 (the default), /dev/video0, rtsp://..., rtp://@:1234, video, "
+                        "images")
     p.add_argument("output", nargs="*", help="display://0, out.mp4 (H.264, playable after a "
                    "crash), rtp://HOST:5600, rtsp://@:8554/live, out_%%05d.jpg "
                    "(default display://0 unless --headless or --serve)")
@@ -42,6 +46,7 @@ def build_parser():
     p.add_argument("--input-loop", type=int, default=0,
                    help="replay files N more times (-1: forever)")
     p.add_argument("--max-frames", type=int, help="stop after N frames")
+    add_input_args(p)
     add_video_args(p)
     a = p.add_argument_group("autopilot signals")
     a.add_argument("--emit", action="append", metavar="URI", default=[],
@@ -61,10 +66,27 @@ def build_parser():
     return p
 
 
+def open_input(args):
+    """The source named, or the default CSI camera, saying so when it is not there."""
+    opts = dict(width=args.input_width, height=args.input_height, rate=args.input_rate,
+                flip=args.input_flip, loop=args.input_loop, max_megapixels=args.max_megapixels)
+    if args.input is not None:
+        return open_source(args.input, **opts)
+    try:
+        source = open_source(DEFAULT_INPUT, **opts)
+    except JetsegError as e:
+        raise JetsegError("no input given, so the default {} (a CSI camera) was tried: "
+                          "{}".format(DEFAULT_INPUT, e.message),
+                          fix="name the input: {}; for {} to work: {}".format(
+                              INPUTS, DEFAULT_INPUT, e.fix))
+    log.info("no input given: reading %s (the default)", DEFAULT_INPUT)
+    return source
+
+
 def run(args):
     net = segmenter_from_args(args)
-    source = open_source(args.input, args.input_width, args.input_height, args.input_rate,
-                         args.input_flip, args.input_loop)
+    source = open_input(args)
+    args.input = source.uri
     outputs = args.output or ([] if args.headless or args.serve else ["display://0"])
     pipe, report = open_pipeline(args, net, source, outputs, max_frames=args.max_frames)
     view = None

@@ -1,7 +1,10 @@
 """What ``jetseg segment`` and ``jetseg-camera`` share around the one Pipeline: outputs by URI,
 the video flags, the ``--stats`` and ``--legend`` report, and how a run ends: SIGTERM and
 SIGHUP (an SSH session dropping) stop it cleanly, Ctrl-C too with exit code 130 (a second
-Ctrl-C quits at once); every output is finished either way.
+Ctrl-C quits at once); every output is finished either way. At the end a line per file output
+says what was written where; input that had to be skipped (unreadable images of a folder,
+undecodable frames of a damaged video) ends the run with its one-line error and exit code 2,
+after everything else was processed.
 
     pipe, report = open_pipeline(args, net, source, ["out.mp4"])
     return run_pipeline(pipe, report, "jetseg", args, summary=Stats.brief)
@@ -17,6 +20,7 @@ from jetseg.cli.common import format_shares
 from jetseg.core.labels import class_fractions
 from jetseg.errors import JetsegError
 from jetseg.files import write_image
+from jetseg.imagesize import DEFAULT_MEGAPIXELS, ENV as MEGAPIXELS_ENV
 from jetseg.io.outputs import open_sink
 from jetseg.io.pipeline import Pipeline
 
@@ -32,6 +36,14 @@ def add_video_args(p):
     g.add_argument("--source-timeout", type=float, default=5.0, metavar="SECONDS",
                    help="a live source that gives no frame this long is reported, marked "
                         "stale and reopened (default %(default)s; 0: never)")
+
+
+def add_input_args(p):
+    """The flags of file inputs every command that reads them shares."""
+    p.add_argument("--max-megapixels", type=float, metavar="MP",
+                   help="refuse images bigger than this, read from their header before "
+                        "decoding (default ${} or {}: a 4 GB Jetson Nano copes; 0: no "
+                        "limit)".format(MEGAPIXELS_ENV, DEFAULT_MEGAPIXELS))
 
 
 def _same_file(a, b):
@@ -105,6 +117,11 @@ def run_pipeline(pipe, report, prog, args, summary, linger=None):
                 prog))
         if args.stats or not args.quiet:
             print(summary(pipe.stats))
+        if not args.quiet:
+            for sink in pipe.sinks:
+                what = getattr(sink, "written", lambda: None)()
+                if what:
+                    print("wrote " + what)
         report.finish()
         if linger is not None and not stopped and main:
             sys.stderr.write("{}: the input ended; http://{}/ shows its last frame until "
@@ -118,6 +135,9 @@ def run_pipeline(pipe, report, prog, args, summary, linger=None):
             signal.signal(s, h)
         if linger is not None:
             linger.shutdown()
+    problem = getattr(pipe.source, "incomplete", lambda: None)()
+    if problem is not None and not code:
+        raise problem           # the rest was processed and written: now say what was not
     return code
 
 

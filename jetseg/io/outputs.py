@@ -2,7 +2,8 @@
 image files, folders and ``%d`` patterns (the web view, ``--serve``, is jetseg.io.web; sources
 are jetseg.io.sources).
 
-A sink has ``write(result)`` and ``close()``; ``open_sink(uri)`` picks one. File sinks write
+A sink has ``write(result)`` and ``close()``; ``open_sink(uri)`` picks one; file sinks also
+say what they wrote (``written()``: "3 images into out/"). File sinks write
 through ``open_output``: images are encoded in memory and renamed into place; a video is
 recorded at its own path from the first frame on, so that what is there plays after a hard
 kill too (jetseg.io.video), and is finished by ``close()``, also after Ctrl-C or SIGTERM.
@@ -10,7 +11,7 @@ kill too (jetseg.io.video), and is finished by ``close()``, also after Ctrl-C or
 import os
 
 from jetseg.errors import JetsegError, log, need_cv2
-from jetseg.files import is_image_path, is_video_path, write_image
+from jetseg.files import check_writable, is_image_path, is_video_path, write_image
 from jetseg.io import video
 from jetseg.io.worker import Worker
 
@@ -82,6 +83,10 @@ class VideoOut(object):
             log.warning("%s: %d of %d frames not recorded (the encoder was slower than the "
                         "camera)", self.path, self.worker.dropped, self.frames)
 
+    def written(self):
+        """What this run wrote, for the user: "out.mp4 (50 frames)"."""
+        return "{} ({} frames)".format(self.path, self.frames - self.worker.dropped)
+
 
 class ImageOut(object):
     """Image outputs: a single file, a folder (input names kept) or a ``%d`` pattern."""
@@ -110,6 +115,11 @@ class ImageOut(object):
         if not self.folder and not is_image_path(check):
             raise JetsegError("unknown image type", path=self.path,
                               fix="use .jpg, .png, a folder or a %d pattern")
+        if self.folder or self.pattern:     # /proc, /sys, a read-only disk: fail now
+            check_writable(self.path if self.folder else os.path.dirname(check) or ".", True)
+        else:
+            check_writable(self.path)
+        self.count = 0
 
     def target(self, name):
         if self.pattern:
@@ -126,8 +136,16 @@ class ImageOut(object):
     def write(self, name, image):
         path = self.target(name)
         write_image(path, image)
+        self.count += 1
         log.debug("wrote %s", path)
         return path
+
+    def written(self):
+        """What this run wrote, for the user: "out.png", "3 images into out/"."""
+        if not (self.pattern or self.folder):
+            return self.path if self.count else "nothing to " + self.path
+        return "{} image{} {} {}".format(self.count, "" if self.count == 1 else "s",
+                                         "into" if self.folder else "as", self.path)
 
     def close(self):
         pass
@@ -175,6 +193,11 @@ class OutputSink(object):
 
     def close(self):
         self.out.close()
+
+    def written(self):
+        """What a file output wrote ("3 images into out/", "out.mp4 (50 frames)"), or None
+        for a stream or a window."""
+        return getattr(self.out, "written", lambda: None)()
 
     def __repr__(self):
         return "{}({})".format(type(self).__name__, self.label)

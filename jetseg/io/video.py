@@ -23,7 +23,7 @@ import time
 from fractions import Fraction
 
 from jetseg.errors import JetsegError, log
-from jetseg.files import publish, temp_path_for
+from jetseg.files import check_writable as probe_folder, publish, temp_path_for
 
 CODECS = {"h264": "h264", "avc": "h264", "h265": "h265", "hevc": "h265", "mjpeg": "mjpeg",
           "mjpg": "mjpeg"}
@@ -66,20 +66,15 @@ def container_for(path):
 
 
 def check_writable(path):
-    """The folder of ``path`` exists (made if need be) and may be written; nothing is
-    created at ``path`` itself until the first frame."""
-    d = os.path.dirname(os.path.abspath(str(path)))
-    try:
-        if not os.path.isdir(d):
-            os.makedirs(d)
-    except OSError as e:
-        raise JetsegError("cannot create the folder {}: {}".format(d, e.strerror), path=path,
-                          fix="record into a folder you can write")
-    if not os.access(d, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+    """The folder of ``path`` exists (made if need be) and a file can be made in it (tried:
+    root passes ``os.access`` on /proc and /sys); nothing is created at ``path`` itself
+    until the first frame."""
+    if os.path.isdir(str(path)):
+        raise JetsegError("is a folder", path=path, fix="give a file name such as out.mp4")
+    probe_folder(path)
+    if os.path.exists(str(path)) and not os.access(str(path), os.W_OK):
         raise JetsegError("cannot write here (permission denied)", path=path,
                           fix="record into a folder you can write")
-    if os.path.isdir(path):
-        raise JetsegError("is a folder", path=path, fix="give a file name such as out.mp4")
 
 
 def fsync_dir(path):
