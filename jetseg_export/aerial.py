@@ -205,10 +205,10 @@ def build(camvid, out, val_sequences=(DEFAULT_VAL,), overwrite=False, progress=T
     return counts
 
 
-def horizon_pictures(model, images, out_dir, sky_classes=None):
+def horizon_pictures(model, images, out_dir, sky_classes=None, width=None, ext="png"):
     """Segment each image, estimate its horizon (one frame at a time, no filtering) and
-    write ``out_dir/NAME.horizon.png``: the overlay with the fitted line and its figures.
-    Returns [(image, Horizon)]."""
+    write ``out_dir/NAME.horizon.EXT``: the overlay (``width`` pixels wide if given) with the
+    fitted line and its figures. Returns [(image, Horizon)]."""
     import cv2
     from jetseg import Segmenter
     from jetseg.autopilot import estimate_horizon
@@ -223,18 +223,24 @@ def horizon_pictures(model, images, out_dir, sky_classes=None):
         frame = read_image(path)
         res = seg.process(frame)
         h = estimate_horizon(res, sky)
-        pic = res.overlay().copy()
+        pic = res.overlay()
+        k = float(width) / pic.shape[1] if width else 1.0
+        if width:
+            pic = cv2.resize(pic, (int(width), int(round(pic.shape[0] * k))),
+                             interpolation=cv2.INTER_AREA)
+        pic = pic.copy()
         if h.p0 is not None:
-            cv2.line(pic, tuple(int(round(v)) for v in h.p0),
-                     tuple(int(round(v)) for v in h.p1), (0, 0, 255), 3, cv2.LINE_AA)
+            cv2.line(pic, tuple(int(round(v * k)) for v in h.p0),
+                     tuple(int(round(v * k)) for v in h.p1), (0, 0, 255), 3, cv2.LINE_AA)
         text = "roll {:+.1f} deg  pitch {:+.3f}  confidence {:.2f}  ({})".format(
             h.roll_deg, h.pitch, h.confidence, h.reason)
-        (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.7, 2)
+        font = 0.7 if pic.shape[1] >= 1000 else 0.45
+        (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font, 1 + (font > 0.5))
         cv2.rectangle(pic, (0, 0), (tw + 20, th + 20), (0, 0, 0), -1)
-        cv2.putText(pic, text, (10, th + 10), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 255), 2,
-                    cv2.LINE_AA)
+        cv2.putText(pic, text, (10, th + 10), cv2.FONT_HERSHEY_SIMPLEX, font, (255, 255, 255),
+                    1 + (font > 0.5), cv2.LINE_AA)
         stem = os.path.splitext(os.path.basename(str(path)))[0]
-        write_image(os.path.join(str(out_dir), stem + ".horizon.png"), pic)
+        write_image(os.path.join(str(out_dir), "{}.horizon.{}".format(stem, ext)), pic)
         print("{}: {}".format(path, text))
         done.append((path, h))
     return done
@@ -267,7 +273,7 @@ def cmd_aerial(args):
 
 def cmd_horizon(args):
     sky = [c.strip() for c in args.sky_classes.split(",")] if args.sky_classes else None
-    horizon_pictures(args.model, args.images, args.output, sky)
+    horizon_pictures(args.model, args.images, args.output, sky, args.width, args.ext)
     return 0
 
 
@@ -293,8 +299,10 @@ def main(argv=None, prog="python3 -m jetseg_export.aerial"):
                        help="a model's sky/ground overlay and fitted horizon, as pictures")
     h.add_argument("model", help="model file (.onnx)")
     h.add_argument("images", nargs="+", help="image files")
-    h.add_argument("-o", "--output", required=True, help="folder for NAME.horizon.png")
+    h.add_argument("-o", "--output", required=True, help="folder for NAME.horizon.EXT")
     h.add_argument("--sky-classes", help="comma-separated sky class names (default: sky)")
+    h.add_argument("--width", type=int, help="picture width in pixels (default: the frame's)")
+    h.add_argument("--ext", choices=("png", "jpg"), default="png", help="picture type")
     h.set_defaults(func=cmd_horizon)
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv:

@@ -51,8 +51,9 @@ class Frames(object):
         return ds.paths(k)
 
     def sequence(self, i):
+        """The reader's ``sequence(i)`` where it has sequences (``has_sequences``), else None."""
         ds, k = self.parts[i]
-        return ds.sequence(k)
+        return ds.sequence(k) if getattr(ds, "has_sequences", False) else None
 
     def subset(self, indices, held=None):
         return Frames(self, [self.parts[i] for i in indices], held)

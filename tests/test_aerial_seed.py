@@ -194,6 +194,9 @@ def test_horizon_pictures_draw_the_fitted_line(tmp_path, capsys):
         px, py = (int(round(a + t * (b - a))) for a, b in zip(hz.p0, hz.p1))
         assert tuple(pic[py, px]) == (0, 0, 255)
     assert aerial.main(["horizon", str(model), str(tmp_path / "banked.png"), "-o",
+                        str(tmp_path / "small"), "--width", "240", "--ext", "jpg", "-q"]) == 0
+    assert cv2.imread(str(tmp_path / "small" / "banked.horizon.jpg")).shape == (180, 240, 3)
+    assert aerial.main(["horizon", str(model), str(tmp_path / "banked.png"), "-o",
                         str(tmp_path / "out"), "--sky-classes", "Nope", "-q"]) == 2
 
 

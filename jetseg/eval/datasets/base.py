@@ -5,7 +5,6 @@
     ds.names, ds.colors         # class names, (r, g, b) colours; class id = list index
     ds.ignore_index             # label value that is neither scored nor trained on
     ds.paths(0)                 # (image file, label file) for messages and tools
-    ds.sequence(0)              # the recording a frame belongs to, or None (has_sequences)
 
 Label values are ``0 .. num_classes - 1`` or ``ignore_index``; anything else in a file is
 an error that names the file (or a skipped sample with ``skip_bad=True``).
@@ -30,7 +29,7 @@ class SegDataset(object):
     """
 
     format = None
-    has_sequences = False       # True where frames are grouped into recordings (CamVid)
+    has_sequences = False   # True: frames come from recordings, ``sequence(i)`` names frame i's
 
     def __init__(self, root, split, names, colors, ignore_index=IGNORE, skip_bad=False):
         self.root = str(root)
@@ -69,11 +68,6 @@ class SegDataset(object):
     def paths(self, i):
         """(image path, label path) of sample ``i``."""
         return tuple(self.items[self._index(i)][:2])
-
-    def sequence(self, i):
-        """The recording (video sequence) frame ``i`` comes from, for hold-out validation by
-        whole sequences; None in formats without sequences (``has_sequences`` False)."""
-        return None
 
     def label_path(self, i):
         return self.items[self._index(i)][1]
