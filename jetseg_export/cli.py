@@ -23,7 +23,7 @@ from .targets import DEFAULT as DEFAULT_TARGET, TARGETS
 
 ARCH_NAMES = ("fcn-alexnet", "fcn8s-vgg16", "fcn-resnet18", "fcn-resnet50",
               "deeplabv3-mobilenet", "deeplabv3-resnet50", "deeplabv3-resnet101",
-              "lraspp-mobilenet", "unet")
+              "lraspp-mobilenet", "unet", "fast-scnn")
 TARGET_NAMES = tuple(TARGETS)
 
 

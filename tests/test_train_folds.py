@@ -218,3 +218,10 @@ def test_every_train_flag_has_help_and_names_its_default():
         if a.nargs != 0 and a.default not in (None, False, argparse.SUPPRESS):
             assert "default" in a.help, "{}: default {!r} not shown".format(
                 a.option_strings, a.default)
+
+
+def test_export_help_lists_every_arch_train_can_build():
+    # jetseg_export.cli keeps its own torch-free list for --help; it must name every arch
+    from jetseg_export.archs import ARCHS
+    from jetseg_export.cli import ARCH_NAMES
+    assert set(ARCH_NAMES) == set(ARCHS)
