@@ -155,8 +155,7 @@ def read_image(path, max_megapixels=None):
     try:
         size = image_size(path)
         check_pixels(size, path, max_megapixels)
-        with open(path, "rb") as f:
-            data = np.frombuffer(f.read(), dtype=np.uint8)
+        data = np.fromfile(path, dtype=np.uint8)
     except (IOError, OSError) as e:
         raise JetsegError("cannot read it: {}".format(e.strerror or e), path=path,
                           fix=READ_FIX)
