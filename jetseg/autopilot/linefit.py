@@ -65,14 +65,13 @@ def coarse_line(w, step):
     two under trees, poles and noise, but a big ground-class occluder straddling the line
     (a wing) can pull it 10+ degrees, so the fit below only uses it as a loose prior.
     """
-    half = w[::2, ::2]                        # the 7.5 degree search: every 2nd sample
-    px = _pixels(half)
-    if len(px[0][0]) and len(px[1][0]):
-        _, _, a = _half_plane(px, half.shape, 2 * step, np.arange(24) * (math.pi / 24))
-    else:
-        a = math.pi / 2
-    return _half_plane(_pixels(w), w.shape, step,
-                       a + np.radians(np.arange(-4.0, 4.5, 2.0)))[:2]
+    px = _pixels(w)
+    half, hstep = w[::2, ::2], 2 * step       # the 7.5 degree search: every 2nd sample,
+    hpx = _pixels(half)                       # unless that loses the sky or the ground
+    if not (len(hpx[0][0]) and len(hpx[1][0])):
+        half, hpx, hstep = w, px, step
+    _, _, a = _half_plane(hpx, half.shape, hstep, np.arange(24) * (math.pi / 24))
+    return _half_plane(px, w.shape, step, a + np.radians(np.arange(-4.0, 4.5, 2.0)))[:2]
 
 
 def _splits(w, step, offset):
