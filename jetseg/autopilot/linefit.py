@@ -17,10 +17,12 @@ def _grid(shape, step, offset):
 
 
 def _pixels(w):
-    """Grid indices ((x, y) of the sky, (x, y) of the ground) of a weight map."""
-    ys, xs = np.nonzero(w > 0)
-    yg, xg = np.nonzero(w < 0)
-    return (xs, ys), (xg, yg)
+    """(sky, ground) pixels of a weight map, each as rows x, y, 1 (3 x n grid indices)."""
+    out = []
+    for side in (w > 0, w < 0):
+        ys, xs = np.nonzero(side)
+        out.append(np.stack([xs, ys, np.ones_like(xs)]).astype(np.float64))
+    return out
 
 
 def _half_plane(px, shape, step, th):
@@ -31,22 +33,18 @@ def _half_plane(px, shape, step, th):
     and ground (-1) along the normal (cos, sin) in bins one sample wide and pick the
     threshold (and side) that puts the most sky on one side and the most ground on the
     other. Returns (normal towards the sky, rho, angle)."""
-    (xs, ys), (xg, yg) = px
-    c, s = np.cos(th)[:, None], np.sin(th)[:, None]
+    sky, gnd = px
+    c, s = np.cos(th), np.sin(th)
     h, w = shape
     lo = np.minimum(0.0, c * (w - 1)) + np.minimum(0.0, s * (h - 1))   # the grid's lowest
     nb = int(math.ceil(math.hypot(h, w))) + 2
     n = len(th) * nb
-    shift = (np.arange(len(th)) * nb)[:, None] - lo      # angle k's bins start at k * nb
-
-    def bins(x, y):                             # bin of each projection, per angle
-        p = c * x
-        p += s * y
-        p += shift
-        return p.astype(np.intp).ravel()
-    hist = np.bincount(bins(xs, ys), minlength=n) - np.bincount(bins(xg, yg), minlength=n)
+    # bin of each projection, angle k's bins starting at k * nb: one matrix product
+    proj = np.stack([c, s, np.arange(len(th)) * nb - lo], axis=1)
+    hist = np.bincount(proj.dot(sky).astype(np.intp).ravel(), minlength=n) - \
+        np.bincount(proj.dot(gnd).astype(np.intp).ravel(), minlength=n)
     cum = np.cumsum(hist.reshape(len(th), nb), axis=1)   # sum of weights in bins <= t
-    pos = (len(xs) - len(xg)) - cum            # sky on the + side of the threshold
+    pos = (sky.shape[1] - gnd.shape[1]) - cum    # sky on the + side of the threshold
     ia, it = np.unravel_index(np.argmax(pos), pos.shape)
     ja, jt = np.unravel_index(np.argmax(cum), cum.shape)
     if pos[ia, it] >= cum[ja, jt]:
@@ -54,8 +52,8 @@ def _half_plane(px, shape, step, th):
     else:
         a, t, sign = ja, jt, -1.0
     centre = step // 2 + 0.5                   # sample i sits at i * step + centre
-    rho = (lo[a, 0] + t + 1) * step + (c[a, 0] + s[a, 0]) * centre   # upper edge of bin t
-    return np.array([sign * c[a, 0], sign * s[a, 0]]), sign * rho, th[a]
+    rho = (lo[a] + t + 1) * step + (c[a] + s[a]) * centre   # upper edge of bin t
+    return np.array([sign * c[a], sign * s[a]]), sign * rho, th[a]
 
 
 def coarse_line(w, step):
@@ -65,14 +63,13 @@ def coarse_line(w, step):
     two under trees, poles and noise, but a big ground-class occluder straddling the line
     (a wing) can pull it 10+ degrees, so the fit below only uses it as a loose prior.
     """
-    half = w[::2, ::2]                        # the 7.5 degree search: every 2nd sample
-    px = _pixels(half)
-    if len(px[0][0]) and len(px[1][0]):
-        _, _, a = _half_plane(px, half.shape, 2 * step, np.arange(24) * (math.pi / 24))
-    else:
-        a = math.pi / 2
-    return _half_plane(_pixels(w), w.shape, step,
-                       a + np.radians(np.arange(-4.0, 4.5, 2.0)))[:2]
+    px = _pixels(w)
+    half, hstep = w[::2, ::2], 2 * step       # the 7.5 degree search: every 2nd sample,
+    hpx = _pixels(half)                       # unless that loses the sky or the ground
+    if not (hpx[0].shape[1] and hpx[1].shape[1]):
+        half, hpx, hstep = w, px, step
+    _, _, a = _half_plane(hpx, half.shape, hstep, np.arange(24) * (math.pi / 24))
+    return _half_plane(px, w.shape, step, a + np.radians(np.arange(-4.0, 4.5, 2.0)))[:2]
 
 
 def _splits(w, step, offset):
