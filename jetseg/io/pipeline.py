@@ -43,8 +43,8 @@ class Reservoir(object):
         return self.values[:min(self.count, len(self.values))]
 
     def percentile(self, q):
-        n = min(self.count, len(self.values))
-        return float(np.percentile(self.values[:n], q)) if n else float("nan")
+        held = self.samples()
+        return float(np.percentile(held, q)) if len(held) else float("nan")
 
 
 class Stats(object):
