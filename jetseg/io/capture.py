@@ -53,6 +53,16 @@ def flip_frame(frame, flip):
                       fix="use one of " + ", ".join(FLIPS))
 
 
+def _opencv_log_level(cv2, level):
+    """Set OpenCV's own log level (its "[ERROR:0] ... CAP_IMAGES" lines when a backend it
+    tries in turn fails) where this build can; the level before, or None."""
+    if level is None or not (hasattr(cv2, "getLogLevel") and hasattr(cv2, "setLogLevel")):
+        return None
+    old = cv2.getLogLevel()
+    cv2.setLogLevel(level)
+    return old
+
+
 class Source(object):
     live = False
     fps = None
@@ -107,12 +117,17 @@ class CaptureSource(Source):
 
     def _open(self):
         cv2 = need_cv2("video capture")
-        if not log.isEnabledFor(logging.DEBUG):     # jetseg says what FFmpeg's errors mean
+        quiet = not log.isEnabledFor(logging.DEBUG)     # jetseg says what their errors mean
+        if quiet:
             os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")   # read at OpenCV's first use
-        if self.api is not None:
-            cap = cv2.VideoCapture(self.target, self.api)
-        else:
-            cap = cv2.VideoCapture(self.target)
+        level = _opencv_log_level(cv2, 0 if quiet else None)    # 0: silent while it opens
+        try:
+            if self.api is not None:
+                cap = cv2.VideoCapture(self.target, self.api)
+            else:
+                cap = cv2.VideoCapture(self.target)
+        finally:
+            _opencv_log_level(cv2, level)
         if not cap.isOpened():
             raise JetsegError("OpenCV cannot open this source", path=self.uri, fix=self._why())
         w, h, r = self.want
