@@ -148,7 +148,10 @@ def export_onnx(net, output, num_classes, classes=None, colors=None, width=480, 
         final_core = convert_fp16(core)
     model = wrap(final_core, precision)
     check_target(model, tgt, source=output)
-    check_models = [("onnx " + precision, model)]
+    # ONNX Runtime's CPU computes most ops of an fp16 graph in float32, which would hide a
+    # net that cannot keep its activations in float16: checked rounded as a GPU keeps them
+    from .upgrade import emulate_fp16
+    check_models = [("onnx " + precision, emulate_fp16(model) if precision == "fp16" else model)]
     if precision != "fp32":
         fp32_model = wrap(core, "fp32")
         check_target(fp32_model, tgt, source=output)

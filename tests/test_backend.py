@@ -35,9 +35,9 @@ def test_threads_and_cpu_provider_run_the_model(tiny):
     np.testing.assert_allclose(out[0], net.logits(x[0]), atol=1e-5)
 
 
-def test_onnxruntime_threads_leave_a_core_and_pool_threads_do_not_spin(tiny, monkeypatch,
-                                                                        tmp_path):
-    """Default intra-op threads: every core but one (the render thread's); idle pool
+def test_onnxruntime_threads_default_to_physical_cores_and_pool_threads_do_not_spin(
+        tiny, monkeypatch, tmp_path):
+    """Default intra-op threads: every physical core (hyperthreads count once); idle pool
     threads sleep rather than spin on the cores the capture and render threads need."""
     import onnxruntime as ort
     from jetseg.backends import cpu_cores, default_threads
@@ -50,13 +50,13 @@ def test_onnxruntime_threads_leave_a_core_and_pool_threads_do_not_spin(tiny, mon
         return real(path, opts, **kw)
     monkeypatch.setattr(ort, "InferenceSession", spy)
     b = open_backend(tiny[1], "onnxruntime", providers="cpu")
-    assert b.threads == default_threads() == max(1, cpu_cores() - 1)
+    assert b.threads == default_threads() == cpu_cores()
     assert open_backend(tiny[1], "onnxruntime", providers="cpu", threads=3).threads == 3
     assert seen == [(default_threads(), "0"), (3, "0")]
     import jetseg.backends as backends
     monkeypatch.setattr(backends, "SYSFS_CPU", str(tmp_path))     # no topology: logical CPUs
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
-    assert default_threads() == 3
+    assert default_threads() == 4
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {5})
     assert default_threads() == 1
     for cpu, siblings in ((0, "0,4"), (1, "1,5"), (4, "0,4"), (5, "1,5")):    # 2 cores, HT
@@ -64,7 +64,7 @@ def test_onnxruntime_threads_leave_a_core_and_pool_threads_do_not_spin(tiny, mon
         d.mkdir(parents=True)
         (d / "thread_siblings_list").write_text(siblings + "\n")
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 4, 5})
-    assert cpu_cores() == 2 and default_threads() == 1
+    assert cpu_cores() == 2 and default_threads() == 2
 
 
 def test_engine_files_need_tensorrt_installed(tmp_path):

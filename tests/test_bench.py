@@ -66,7 +66,7 @@ def _blocks(out):
         if head:
             current = blocks.setdefault(head.group(1), {})
             continue
-        m = re.match(ROW.format(r"model only, all cores|model only|full pipeline|"
+        m = re.match(ROW.format(r"model only|full pipeline|"
                                 r"file in, file out"), line)
         if m and current is not None:
             current[m.group(1)] = m
@@ -87,17 +87,12 @@ def test_bench_times_every_installed_backend_with_a_verdict_per_goal(tmp_path):
     out = r.stdout
     blocks = _blocks(out)
     assert sorted(blocks) == sorted(installed), out
-    from jetseg.backends import cpu_cores
-    wide = ["model only, all cores"] if cpu_cores() > 1 else []   # the default leaves a core
     for name, rows in blocks.items():
-        assert sorted(rows) == ["file in, file out", "full pipeline", "model only"] + wide, out
+        assert sorted(rows) == ["file in, file out", "full pipeline", "model only"], out
         for row, m in rows.items():
             _check_row(m)
             if row == "model only":
                 assert float(m.group(6)) == 1.0 and "(baseline)" in m.group(7)
-                continue
-            if row == "model only, all cores":
-                assert "(information: no core left for rendering)" in m.group(7)
                 continue
             ratio = float(m.group(2)) / float(rows["model only"].group(2))
             assert abs(float(m.group(6)) - ratio) < 0.011
@@ -127,7 +122,6 @@ def test_bench_times_every_installed_backend_with_a_verdict_per_goal(tmp_path):
     r = run_cli("bench", "--model", model, video, "--frames", "3", "--repeats", "1",
                 "--backend", "onnxruntime", "--threads", "1")
     assert r.returncode == 0, r.stderr
-    assert "model only, all cores" not in r.stdout        # threads asked for: as they are
     assert "onnxruntime (CPUExecutionProvider); inference on 1 of " in r.stdout
 
 

@@ -48,7 +48,11 @@ def test_no_cudart_is_a_clear_error(tmp_path):
         cuda.load_cudart([str(bogus), "libcudart-does-not-exist.so"])
     msg = str(e.value)
     assert "CUDA runtime library (libcudart) was not found" in msg
-    assert str(bogus) in msg and "JetPack" in msg and "--backend onnxruntime" in msg
+    assert str(bogus) in msg and "JetPack" in msg and "backend='onnxruntime'" in msg
+    from jetseg.errors import command_line_names
+    with command_line_names(), pytest.raises(JetsegError) as e:          # jetseg's commands: the flag
+        cuda.load_cudart([str(bogus)])
+    assert "--backend onnxruntime" in str(e.value) and "backend='" not in str(e.value)
 
 
 def test_real_libcudart_here_loads_and_reports_no_gpu():

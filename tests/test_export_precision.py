@@ -178,6 +178,37 @@ def test_fp16_that_overflows_is_refused_and_nothing_written(tmp_path):
     exporter.export_onnx(Loud().eval(), str(out), 3, width=32, height=24, check_count=2)
 
 
+def test_fp16_activations_that_overflow_are_caught_though_the_weights_fit(tmp_path):
+    """Every weight fits float16, but the activations between the convolutions pass its
+    65504 limit. ONNX Runtime's CPU would compute the convolutions in float32 and hide that;
+    the check rounds each float16 tensor as a GPU keeps it, so the export is refused."""
+    class Hot(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.a = torch.nn.Conv2d(3, 8, 3, padding=1)
+            self.b = torch.nn.Conv2d(8, 8, 3, padding=1)
+            self.down = torch.nn.Conv2d(8, 3, 1)
+            self.a.weight.data *= 300.0
+            self.b.weight.data *= 300.0
+            self.down.weight.data *= 1e-3
+
+        def forward(self, x):
+            return self.down(torch.relu(self.b(torch.relu(self.a(x)))))
+
+    net = Hot().eval()
+    with torch.no_grad():
+        peak = float(net.b(torch.relu(net.a(torch.randn(1, 3, 24, 32) * 2))).abs().max())
+    assert peak > 65504.0                            # the premise: float16 cannot hold it
+    half = net.b.weight.data.abs().max().item()
+    assert half < 65504.0 and net.down.weight.data.abs().min().item() > 6e-8
+    out = tmp_path / "hot.fp16.onnx"
+    with pytest.raises(JetsegError, match="FP16 graph agrees with PyTorch on only"):
+        exporter.export_onnx(net, str(out), 3, width=32, height=24, precision="fp16",
+                             check_count=2)
+    assert not out.exists()
+
+
 def test_cli_int8_with_calibration_folder(user_pkg, calib_dir, capsys):
     rc = export_main(["--module", "mypkg.models:build", "--num-classes", "3", "--input-size",
                       "48x32", "--precision", "int8", "--calib", calib_dir, "--calib-count", "4",

@@ -136,7 +136,7 @@ def test_threads_and_precision_reach_openvino(tiny):
     d = open_backend(tiny[1], "openvino")
     assert d.config["INFERENCE_PRECISION_HINT"] == "f32"
     from jetseg.backends import cpu_cores, default_threads
-    assert d.threads == default_threads() == max(1, cpu_cores() - 1)   # a core for render
+    assert d.threads == default_threads() == cpu_cores()
     compiled = list(d._requests.values())[0][0]
     assert compiled.get_property("INFERENCE_NUM_THREADS") == d.threads
 

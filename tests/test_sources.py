@@ -87,7 +87,10 @@ def test_sources_that_cannot_open(uri, needle):
 
 
 def test_bad_flip_and_empty_folder(tmp_path):
-    with pytest.raises(JetsegError, match="input-flip"):
+    with pytest.raises(JetsegError, match="unknown flip='sideways'"):
+        open_source(str(tmp_path), flip="sideways")
+    from jetseg.errors import command_line_names
+    with command_line_names(), pytest.raises(JetsegError, match="unknown --input-flip sideways"):
         open_source(str(tmp_path), flip="sideways")
     with pytest.raises(JetsegError, match="holds no images"):
         open_source(str(tmp_path))

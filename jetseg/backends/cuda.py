@@ -13,7 +13,7 @@ and a fix for the codes a user can do something about.
 import ctypes
 import os
 
-from jetseg.errors import JetsegError, log
+from jetseg.errors import JetsegError, log, option
 from jetseg.backends import cuda_find
 from jetseg.backends.cuda_find import find_cudart, tensorrt_cuda_major
 
@@ -65,13 +65,21 @@ _SIGS = {   # name: (argtypes, restype); every function returns cudaError_t (int
 
 NO_CUDA_FIX = ("on a Jetson CUDA comes with JetPack (sudo apt-get install nvidia-jetpack, or "
                "run the container with --runtime nvidia); elsewhere install the NVIDIA driver "
-               "and CUDA toolkit, or run the .onnx model with --backend onnxruntime")
+               "and CUDA toolkit, or run the .onnx model with {cpu}")
+
+
+def with_option(fix):
+    """``fix`` with ``{cpu}`` written as the user wrote options: ``--backend onnxruntime`` on
+    the command line, ``backend='onnxruntime'`` from Python."""
+    return fix.replace("{cpu}", option("backend", "onnxruntime")) if fix else fix
+
+
 # cudaErrorInsufficientDriver (35) reads as "update your driver", but with no driver device
 # node at all it means there is no NVIDIA driver or GPU: said first, with what to do instead
 NO_GPU_CODES = (ERR_INSUFFICIENT_DRIVER, ERR_NO_DEVICE)
 NO_GPU = "no NVIDIA driver/GPU found (no /dev/nvidia* or /dev/nvhost* device)"
 NO_GPU_FIX = ("not an old driver but a missing one: without an NVIDIA GPU run .onnx models "
-              "on the CPU with --backend onnxruntime; with one, install its driver (nvidia-smi "
+              "on the CPU with {cpu}; with one, install its driver (nvidia-smi "
               "shows it), or give a container the GPU (--runtime nvidia on a Jetson, --gpus "
               "all on a desktop)")
 
@@ -100,7 +108,7 @@ class CudaError(JetsegError):
 
     def __init__(self, message, code=None, fix=None):
         self.code = code
-        super(CudaError, self).__init__(message, fix=fix)
+        super(CudaError, self).__init__(message, fix=with_option(fix))
 
 
 def load_cudart(candidates=None):

@@ -87,7 +87,7 @@ class OrtBackend(Backend):
 
     providers  ONNX Runtime providers in order ("tensorrt,cuda,cpu" or full names); default
                the best installed (DEFAULT_PROVIDERS)
-    threads    intra-op CPU threads (default: every core but one, see default_threads)
+    threads    intra-op CPU threads (default: every physical core, see default_threads)
     """
     name = "onnxruntime"
 

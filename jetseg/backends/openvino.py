@@ -5,7 +5,7 @@ slower than FP32), and bf16 where the CPU has it (``precision``).
 The ONNX file is read by OpenVINO's ONNX frontend (only that one: a broken file gets the
 ONNX parser's answer, not every frontend's) and compiled for the CPU with the LATENCY hint
 (one stream, one frame at a time, as a camera loop runs). ``threads`` maps to
-INFERENCE_NUM_THREADS (default: every core but one). OpenVINO keeps no ONNX
+INFERENCE_NUM_THREADS (default: every physical core). OpenVINO keeps no ONNX
 ``metadata_props``, so they are read from the file itself (jetseg.backends.onnx_proto).
 OpenVINO computes every output a compiled model has, so ``run(feeds, names)`` runs a model
 compiled with just ``names`` as outputs (compiled on first use, one per set of names; a
@@ -83,7 +83,7 @@ def _desc(ports):
 class OvBackend(Backend):
     """An ONNX model compiled by OpenVINO for the CPU.
 
-    threads    INFERENCE_NUM_THREADS (default: every core but one, see default_threads)
+    threads    INFERENCE_NUM_THREADS (default: every physical core, see default_threads)
     precision  "fp32" (default: the graph's own numbers), "bf16", "fp16" or "auto" (the
                CPU's own default; see PRECISIONS); Q/DQ INT8 models run in INT8 either way
     """

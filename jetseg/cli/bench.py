@@ -171,7 +171,6 @@ def soak(seg, frames, total, visualize):
     return warm, end, stats.frames
 
 
-ALL = "model only, all cores"
 HEAD = "  {:<22} {:>9} {:>17} {:>9} {:>7}  {:<30} {}"
 
 
@@ -211,18 +210,16 @@ def describe(seg):
 
 
 def run_bench(segs, source, frames=30, repeats=5, soak_frames=0, visualize="overlay",
-              out=sys.stdout, wide=None):
-    """Time every Segmenter in ``segs`` (one per backend; the first is ``auto``'s pick).
-    ``wide``: {backend name: the same model on every core}, for a model-only figure beside
-    the baseline (the default leaves the render thread a core; see default_threads)."""
+              out=sys.stdout):
+    """Time every Segmenter in ``segs`` (one per backend; the first is ``auto``'s pick)."""
     bench = Bench(source, frames, repeats, visualize)
     try:
-        return _run(bench, segs, soak_frames, out, wide or {})
+        return _run(bench, segs, soak_frames, out)
     finally:
         bench.close()
 
 
-def _run(bench, segs, soak_frames, out, wide):
+def _run(bench, segs, soak_frames, out):
     clip = bench.clip
     h, w = clip[0].shape[:2]
     p = lambda s="": out.write(s + "\n")
@@ -232,16 +229,12 @@ def _run(bench, segs, soak_frames, out, wide):
                          bench.repeats))
     rows = pipeline_rows(bench)
     runs = [model_only(seg, clip)[1] for seg in segs]      # each warmed up once
-    every = [model_only(wide[s.backend.name], clip)[1] if s.backend.name in wide else None
-             for s in segs]
-    figures = [dict((name, []) for name in ["model only", ALL] + [r[0] for r in rows])
+    figures = [dict((name, []) for name in ["model only"] + [r[0] for r in rows])
                for _ in segs]
     kept = [dict((r[0], []) for r in rows) for _ in segs]       # each pipeline run's Stats
     for _ in range(bench.repeats):
-        for seg, run, run_all, fig, stages in zip(segs, runs, every, figures, kept):
+        for seg, run, fig, stages in zip(segs, runs, figures, kept):
             fig["model only"].append(_fps(run))
-            if run_all is not None:
-                fig[ALL].append(_fps(run_all))
             for name, fn in rows:
                 fig[name].append(_pipeline_fps(fn, seg, stages[name]))
     p(HEAD.format("", "fps (p50)", "spread (min..max)", "ms/frame", "ratio", "goal",
@@ -251,8 +244,6 @@ def _run(bench, segs, soak_frames, out, wide):
         p("  {}".format(describe(seg)))
         base = float(np.median(fig["model only"]))
         p(_row("model only", fig["model only"], base, note="(baseline)"))
-        if fig[ALL]:
-            p(_row(ALL, fig[ALL], base, note="(information: no core left for rendering)"))
         for name, _ in rows:
             ratio = float(np.median(fig[name])) / base
             if name == RECORDING:       # its goal is against the pipeline without recording
@@ -348,8 +339,7 @@ def cmd_bench(args):
     if args.frames < 1 or args.repeats < 1 or args.soak < 0:
         raise JetsegError("--frames and --repeats must be at least 1, --soak 0 or more",
                           fix="e.g. --frames 30 --repeats 5")
-    from jetseg.backends import cpu_cores
-    segs, wide = [], {}
+    segs = []
     for name in bench_backends(args.model, args.backend):
         args.backend = name
         try:
@@ -359,15 +349,10 @@ def cmd_bench(args):
                 raise
             log.warning("bench: %s skipped: %s", name, e)
             continue
-        threads = getattr(segs[-1].backend, "threads", None)
-        if args.threads is None and threads is not None and threads < cpu_cores():
-            args.threads = cpu_cores()
-            wide[name] = segmenter_from_args(args)
-            args.threads = None
     try:
         run_bench(segs, args.input, frames=args.frames, repeats=args.repeats,
-                  soak_frames=args.soak, visualize=args.visualize, wide=wide)
+                  soak_frames=args.soak, visualize=args.visualize)
     finally:
-        for seg in segs + list(wide.values()):
+        for seg in segs:
             seg.close()
     return 0

@@ -76,7 +76,8 @@ def _check_cuda(jetson):
         props = rt.device_properties()
     except Exception as e:          # JetsegError, or OSError from a broken library
         msg = getattr(e, "message", str(e))
-        return None, [Check("CUDA", False, msg, fix=getattr(e, "fix", None) or cuda.NO_CUDA_FIX,
+        fix = getattr(e, "fix", None) or cuda.with_option(cuda.NO_CUDA_FIX)
+        return None, [Check("CUDA", False, msg, fix=fix,
                             essential=jetson)]
     ver = cuda.version_text(rt.runtime_version())
     try:

@@ -44,9 +44,15 @@ def nearest_counts(classes, width, height, n):
     h, w = classes.shape[:2]
     if (w, h) == (width, height):
         return np.bincount(classes.ravel(), minlength=n)[:n]
-    rows = np.bincount(nearest_index(h, height), minlength=h)
-    cols = np.bincount(nearest_index(w, width), minlength=w)
-    weights = np.outer(rows, cols).astype(np.float64).ravel()
+    key = ("weights", h, w, height, width)
+    weights = _index_cache.get(key)
+    if weights is None:
+        rows = np.bincount(nearest_index(h, height), minlength=h)
+        cols = np.bincount(nearest_index(w, width), minlength=w)
+        weights = np.outer(rows, cols).astype(np.float64).ravel()
+        if len(_index_cache) > 64:
+            _index_cache.clear()
+        _index_cache[key] = weights
     return np.bincount(classes.ravel(), weights, minlength=n)[:n].astype(np.int64)
 
 
@@ -216,6 +222,9 @@ class Palette(object):
         self.lut_a = np.zeros((1, 256), np.float32)
         self.lut_a[0, :n] = a[:n]
         self.lut_keep = (1.0 - self.lut_a).astype(np.float32)
+        # one alpha for every class (the usual --alpha): the linear blend's weights are that
+        # constant, so no per-pixel alpha map is made
+        self.uniform = float(a[0]) if len(a) and bool((a == a[0]).all()) else None
         self.cv2 = need_cv2("drawing overlays")
 
     def _check(self, classes):
@@ -249,6 +258,8 @@ class Palette(object):
         self._check(classes_low)
         h, w = frame.shape[:2]
         colour = resize_linear(self.mask(classes_low), w, h)
+        if self.uniform is not None:
+            return self.cv2.addWeighted(frame, 1.0 - self.uniform, colour, self.uniform, 0.0)
         a = resize_linear(self.cv2.LUT(classes_low, self.lut_a) if self._lut(classes_low)
                           else self.a[classes_low].astype(np.float32), w, h)
         return self.cv2.blendLinear(frame, colour, 1.0 - a, a)      # float32 (a is)

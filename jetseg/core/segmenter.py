@@ -62,7 +62,7 @@ class Segmenter(object):
     filter_mode  "point" | "linear" | "smooth" (see jetseg.core.processing); default linear,
                  or a frame graph's own (baked in at export)
     ignore_class class id or name the argmax never picks (a negative id: none)
-    threads      CPU threads for the backend (default: every core but one)
+    threads      CPU threads for the backend (default: every physical core)
     precision    the arithmetic the backend runs the model in: OpenVINO "fp32" (default: the
                  exported graph's own numbers), "bf16" (several times faster on CPUs with
                  AMX or AVX512-BF16; a few class ids in a thousand may change), "fp16",

@@ -24,7 +24,7 @@ import os
 import re
 import socket
 
-from jetseg.errors import JetsegError, log, need_cv2
+from jetseg.errors import JetsegError, log, need_cv2, option
 from jetseg.files import IMAGE_EXTS, is_image_path, is_video_path, read_image
 from jetseg.io.capture import (FLIPS, NO_GSTREAMER, CaptureSource, Source,  # noqa: F401
                                flip_frame, gstreamer_available)
@@ -130,8 +130,8 @@ def open_source(uri, width=None, height=None, rate=None, flip=None, loop=0,
     """A Source for ``uri`` (see the module doc), or a JetsegError that says why not."""
     uri = str(uri)
     if flip and flip not in FLIPS:
-        raise JetsegError("unknown --input-flip {!r}".format(flip), fix="use one of " +
-                          ", ".join(FLIPS))
+        raise JetsegError("unknown {}".format(option("flip", flip, flag="--input-flip")),
+                          fix="use one of " + ", ".join(FLIPS))
     opts = dict(width=width, height=height, rate=rate, flip=flip, loop=loop)
     if uri.startswith("csi://"):
         cv2 = need_cv2("CSI cameras")

@@ -59,6 +59,81 @@ def sink_factory(uri, args, seg):
     return make
 
 
+class Gate(object):
+    """Hands a result to ``sink`` only in its own blocks of frames (``on(i)``)."""
+
+    def __init__(self, sink, on):
+        self.sink, self.on, self.i = sink, on, 0
+
+    def write(self, res):
+        if self.on(self.i):
+            self.sink.write(res)
+        self.i += 1
+
+    def close(self):
+        self.sink.close()
+
+
+class Clock(object):
+    """The last sink: wall and process CPU time after each frame's render work."""
+
+    def __init__(self):
+        self.t, self.cpu = [], []
+
+    def write(self, res):
+        self.t.append(time.perf_counter())
+        self.cpu.append(time.process_time())
+
+    def close(self):
+        pass
+
+
+def interleaved(seg, frames, factories, block, cycles, settle):
+    """One long pipeline run whose frames go in blocks of ``block``: without emitting, then
+    each target in turn, ``cycles`` times, so each target's blocks are paired with the
+    blocks without emitting right before and after them, seconds apart (a shared machine
+    whose speed drifts over seconds hits both alike, unlike whole runs a minute apart).
+    The first ``settle`` frames of a block are not timed: the signals thread may still be
+    finishing the previous block's records. Returns per configuration (0: without) the
+    list of (fps, CPU ms per frame) of its blocks, in cycle order."""
+    from jetseg.cli.bench import MemorySource, RenderSink
+    from jetseg.io.pipeline import Pipeline
+    n = len(factories)
+    total = block * n * cycles
+    pipe = Pipeline(MemorySource(frames, total), seg, sinks=[RenderSink("overlay")])
+    for k, make in enumerate(factories[1:], 1):
+        pipe.sinks.append(Gate(make(pipe), lambda i, k=k: (i // block) % n == k))
+    clock = Clock()
+    pipe.sinks.append(clock)
+    pipe.run()
+    got = [[] for _ in factories]
+    for b in range(len(clock.t) // block):
+        a, z = b * block + settle, (b + 1) * block - 1
+        fps = (z - a) / (clock.t[z] - clock.t[a])
+        got[b % n].append((fps, 1000.0 * (clock.cpu[z] - clock.cpu[a]) / (z - a)))
+    return got
+
+
+def report_interleaved(got, targets, block, settle):
+    base = got[0]
+    print("interleaved blocks of {} frames (first {} not timed), {} cycles; without "
+          "emitting: median {:.2f} fps, {:.1f} CPU ms/frame".format(
+              block, settle, len(base), statistics.median(b[0] for b in base),
+              statistics.median(b[1] for b in base)))
+    for k, t in enumerate(targets, 1):
+        fps, cpu = [], []
+        for c, (f, u) in enumerate(got[k]):
+            around = [base[c]] + ([base[c + 1]] if c + 1 < len(base) else [])
+            fps.append(f / statistics.mean(b[0] for b in around))
+            cpu.append(statistics.mean(b[1] for b in around) / u)
+        med, cmed = statistics.median(fps), statistics.median(cpu)
+        print("--emit {}: fps ratio {:.3f} = emitting costs {:+.1f} % fps (quartiles "
+              "{:.3f}..{:.3f}, {} pairs); CPU ratio {:.3f} = {:+.1f} % fps on a CPU-bound "
+              "machine (quartiles {:.3f}..{:.3f})".format(
+                  t, med, 100 * (1 - med), *quartiles(fps), len(fps), cmed, 100 * (1 - cmed),
+                  *quartiles(cpu)))
+
+
 def worker_ms(seg, frames, factories, fps, rounds=5):
     """Thread CPU ms of one record's work in the signals thread (``EmitSink.emit``: the
     signals, encoding, handing to the emitter), per target, measured apart from the
@@ -86,6 +161,37 @@ def worker_ms(seg, frames, factories, fps, rounds=5):
     return [statistics.mean(m) for m in ms]            # a mean: rate-limited parts count
 
 
+def rounds(seg, frames, factories, targets, args):
+    """Whole runs with and without emitting, in rotating order (``--rounds``)."""
+    got = [[] for _ in factories]          # per configuration: (fps, cpu, render) per round
+    for r in range(args.rounds):
+        order = list(range(len(factories)))
+        order = order[r % len(order):] + order[:r % len(order)]           # rotate
+        res = {}
+        for k in order:
+            res[k] = run(seg, frames, args.frames, factories[k])
+        for k in res:
+            got[k].append(res[k])
+        each = ["{} fps x{:.3f} CPU/frame x{:.3f}".format(
+            t.split(":")[0], res[k][0] / res[0][0], res[k][1] / res[0][1])
+            for k, t in enumerate(targets, 1)]
+        print("  round {}: without {:6.2f} fps {:5.1f} CPU ms/frame | {}".format(
+            r + 1, res[0][0], res[0][1], " | ".join(each)), flush=True)
+    base = got[0]
+    print("median without emitting: {:.2f} fps, {:.1f} CPU ms/frame, render p50 {:.2f} ms".format(
+        statistics.median(b[0] for b in base), statistics.median(b[1] for b in base),
+        statistics.median(b[2] for b in base)))
+    for k, t in enumerate(targets, 1):
+        fps = [w[0] / b[0] for w, b in zip(got[k], base)]
+        cpu = [b[1] / w[1] for w, b in zip(got[k], base)]
+        med, cmed = statistics.median(fps), statistics.median(cpu)
+        print("--emit {}: fps ratio {:.3f} = emitting costs {:+.1f} % fps (spread {:.3f}..{:.3f}, "
+              "quartiles {:.3f}..{:.3f}); CPU ratio {:.3f} = {:+.1f} % fps on a CPU-bound "
+              "machine; render p50 {:.2f} ms".format(
+                  t, med, 100 * (1 - med), min(fps), max(fps), *quartiles(fps), cmed,
+                  100 * (1 - cmed), statistics.median(w[2] for w in got[k])))
+
+
 def quartiles(xs):
     xs = sorted(xs)
     q = lambda f: xs[min(len(xs) - 1, int(round(f * (len(xs) - 1))))]    # noqa: E731
@@ -98,7 +204,17 @@ def main():
     p.add_argument("--clip", default="samples/camvid-demo.mp4")
     p.add_argument("--frames", type=int, default=120, help="frames per run (the clip's "
                    "first 50 decoded once, replayed)")
-    p.add_argument("--rounds", type=int, default=9)
+    p.add_argument("--rounds", type=int, default=0,
+                   help="also whole runs with and without emitting, in rotating order, this "
+                        "many times (default 0: on a machine whose speed drifts, runs a "
+                        "minute apart differ by more than the cost measured)")
+    p.add_argument("--block", type=int, default=60,
+                   help="frames a block in the interleaved run (default %(default)s)")
+    p.add_argument("--cycles", type=int, default=30,
+                   help="blocks of each configuration in the interleaved run (default "
+                        "%(default)s; 0: skip it)")
+    p.add_argument("--settle", type=int, default=12,
+                   help="first frames of a block not timed (default %(default)s)")
     p.add_argument("--worker-frames", type=int, default=20,
                    help="frames for the signals thread's own work, timed apart (0: skip)")
     p.add_argument("--emit", action="append",
@@ -133,35 +249,15 @@ def main():
     run(seg, frames, args.frames, None)                                   # warm-up
     for f in factories[1:]:
         run(seg, frames, 10, f)
-    got = [[] for _ in factories]          # per configuration: (fps, cpu, render) per round
-    for r in range(args.rounds):
-        order = list(range(len(factories)))
-        order = order[r % len(order):] + order[:r % len(order)]           # rotate
-        res = {}
-        for k in order:
-            res[k] = run(seg, frames, args.frames, factories[k])
-        for k in res:
-            got[k].append(res[k])
-        each = ["{} fps x{:.3f} CPU/frame x{:.3f}".format(
-            t.split(":")[0], res[k][0] / res[0][0], res[k][1] / res[0][1])
-            for k, t in enumerate(targets, 1)]
-        print("  round {}: without {:6.2f} fps {:5.1f} CPU ms/frame | {}".format(
-            r + 1, res[0][0], res[0][1], " | ".join(each)), flush=True)
-    base = got[0]
-    print("median without emitting: {:.2f} fps, {:.1f} CPU ms/frame, render p50 {:.2f} ms".format(
-        statistics.median(b[0] for b in base), statistics.median(b[1] for b in base),
-        statistics.median(b[2] for b in base)))
-    for k, t in enumerate(targets, 1):
-        fps = [w[0] / b[0] for w, b in zip(got[k], base)]
-        cpu = [b[1] / w[1] for w, b in zip(got[k], base)]
-        med, cmed = statistics.median(fps), statistics.median(cpu)
-        print("--emit {}: fps ratio {:.3f} = emitting costs {:+.1f} % fps (spread {:.3f}..{:.3f}, "
-              "quartiles {:.3f}..{:.3f}); CPU ratio {:.3f} = {:+.1f} % fps on a CPU-bound "
-              "machine; render p50 {:.2f} ms".format(
-                  t, med, 100 * (1 - med), min(fps), max(fps), *quartiles(fps), cmed,
-                  100 * (1 - cmed), statistics.median(w[2] for w in got[k])))
-    base_fps = statistics.median(b[0] for b in base)
-    base_cpu = statistics.median(b[1] for b in base)
+    blocks = []
+    if args.cycles > 0:
+        blocks = interleaved(seg, frames, factories, args.block, args.cycles, args.settle)
+        report_interleaved(blocks, targets, args.block, args.settle)
+    if args.rounds > 0:
+        rounds(seg, frames, factories, targets, args)
+    base = blocks[0] if args.cycles > 0 else []
+    base_fps = statistics.median(b[0] for b in base) if base else 30.0
+    base_cpu = statistics.median(b[1] for b in base) if base else float("nan")
     work = worker_ms(seg, frames[:args.worker_frames], factories[1:], base_fps) \
         if args.worker_frames > 0 else []
     if work:
