@@ -1,22 +1,25 @@
 """What --emit costs the camera loop: interleaved runs with and without it, figures printed.
 
     python3 -m tests.helpers.emit_cost              # udp://, jsonl: and mavlink:, nobody there
-    python3 -m tests.helpers.emit_cost --emit udp://127.0.0.1:9 --rounds 15
+    python3 -m tests.helpers.emit_cost --emit udp://127.0.0.1:9 --cycles 60
     python3 -m tests.helpers.emit_cost --geometry ""           # no camera height: no obstacles
     PYTHONPATH=/other/checkout python3 tests/helpers/emit_cost.py       # older code, same frames
 
 Frames are decoded once and held in memory (jetseg bench's MemorySource); every run goes
 through the real Pipeline with the render work jetseg-camera does (overlay, class counts),
 and an emitting run adds the sink that jetseg-camera's own flags build
-(jetseg.cli.emitargs.emit_sink, with ``--geometry``'s camera flags) with no receiver. A round
-runs once without emitting and once per ``--emit`` target, in an order that rotates from
-round to round, so drift on a shared machine hits them all; each emitting run is compared
-with the run without emitting of its own round. Printed per target: the median fps ratio
-with its spread (min..max) and quartiles, the median ratio of process CPU per frame (what a
-CPU-bound machine loses) and the render stage's p50 (what the camera loop waits for). Then,
-apart from the pipeline and so far less disturbed by a busy machine, the signals thread's
-own CPU per record for each target, as a share of a frame's CPU without emitting. Nothing
-is asserted: timing belongs to benchmarks, not tests.
+(jetseg.cli.emitargs.emit_sink, with ``--geometry``'s camera flags) with no receiver.
+
+The main figure comes from one long run whose frames go in blocks (``--block``, default 60
+frames, about 1.5 s): a block without emitting, then a block for each target, over and over
+(``--cycles``); each target's block is compared with the blocks without emitting just before
+and after it. On this shared 2-core machine whole runs a minute apart differ by 15-20 % with
+identical work, which hides a cost of a few per cent; blocks seconds apart drift far less.
+Printed per target: the median fps ratio with its quartiles, and the median ratio of process
+CPU per frame (what a CPU-bound machine loses). ``--rounds N`` adds the older whole-run
+comparison. Then, apart from the pipeline, the signals thread's own CPU per record for each
+target, as a share of a frame's CPU without emitting. Nothing is asserted: timing belongs to
+benchmarks, not tests.
 """
 import argparse
 import os
