@@ -97,7 +97,8 @@ def add_model_args(p, primary="--model", visualisation=True):
     g.add_argument("--input-blob", help="name of the image input tensor")
     g.add_argument("--output-blob", help="name of the score-map output tensor")
     g.add_argument("--input-size", help="WxH for models with a dynamic input size")
-    g.add_argument("--threads", type=int, help="CPU threads for inference")
+    g.add_argument("--threads", type=int, help="CPU threads for inference (default: every "
+                   "physical core; on a machine busy with other work fewer can be faster)")
     g.add_argument("--precision", choices=("fp32", "bf16", "fp16", "int8"),
                    help="arithmetic of the backend: OpenVINO fp32 (default), bf16 (several "
                         "times faster where the CPU has AMX or AVX512-BF16) or fp16; "
