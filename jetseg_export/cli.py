@@ -103,6 +103,9 @@ def build_parser(prog="jetseg export"):
     d.add_argument("--classes-dtype", choices=("uint8", "int32", "int64", "float32"),
                    help="class map type (default per target)")
     d.add_argument("--dataset", help="dataset name to record in the metadata")
+    d.add_argument("--held-out", metavar="FOLDS.json", help="the folds report of jetseg train "
+                   "--folds sequences for this recipe: its mean held-out mIoU, each fold's "
+                   "and what they mean go into the metadata (jetseg info shows them)")
     c = p.add_argument_group("checks and INT8")
     c.add_argument("--check-images", metavar="DIR",
                    help="frames for the parity check (default: random frames)")
@@ -195,6 +198,11 @@ def run(args):
     if args.check_labels and not args.check_images:
         raise JetsegError("--check-labels needs --check-images",
                           fix="give the frames the label PNGs belong to with --check-images")
+    extra = _training_facts(facts)
+    if args.held_out:               # read and checked now, not after a long export
+        from .folds import heldout_facts
+        extra["heldout"] = heldout_facts(args.held_out, arch=args.arch or args.module,
+                                         epochs=extra.get("trained_epochs"))
     _need_torch()
     from . import exporter
     from .progress import Progress
@@ -211,7 +219,7 @@ def run(args):
         check_labels=args.check_labels, check_count=args.check_count, calib=args.calib,
         calib_count=args.calib_count, calib_method=args.calib_method,
         arch=args.arch or args.module, dataset=args.dataset,
-        extra_facts=_training_facts(facts), frame_size=frame_size,
+        extra_facts=extra, frame_size=frame_size,
         filter_mode=args.filter_mode)
     print(res.table)
     if res.frame:
@@ -230,7 +238,7 @@ def _run_from_onnx(args, frame_size):
                           fix="add --frame-size WxH (the camera's resolution)")
     flags = (("--checkpoint", args.checkpoint), ("--precision", args.precision != "fp32"),
              ("--calib", args.calib), ("--labels", args.labels), ("--colors", args.colors),
-             ("--input-size", args.input_size))
+             ("--input-size", args.input_size), ("--held-out", args.held_out))
     given = [f for f, v in flags if v]
     if given:
         raise JetsegError("{} cannot change a model taken --from an export".format(

@@ -307,3 +307,49 @@ def write_report(folder, done, pool, total, args):
                           [mean["per_class_iou"][n] for n in names]))
     write_image(paths[2], draw_iou_chart(series, pool.colors))
     return paths
+
+
+def heldout_facts(path, arch=None, epochs=None):
+    """Model metadata (``jetseg.heldout``) from a complete ``folds.json``: the mean held-out
+    mIoU over the folds, each fold's, the per-class means, the recipe, and what the figure
+    means. ``arch``/``epochs`` of the model being exported: a recipe that differs is said
+    in the facts and in a warning (the figure belongs to the recipe, not to any one file)."""
+    from jetseg.errors import log
+    fix = "give the folds.json that jetseg train --folds sequences wrote (OUTPUT/folds.json)"
+    try:
+        with open(path) as f:
+            d = json.load(f)
+        mean, folds, recipe = d["mean"], d["fold_results"], d["recipe"]
+    except (IOError, OSError) as e:
+        raise JetsegError("cannot read the folds report ({})".format(e.strerror or e),
+                          path=path, fix=fix)
+    except (ValueError, KeyError, TypeError):
+        raise JetsegError("not a folds report of jetseg train", path=path, fix=fix)
+    if not d.get("complete"):
+        raise JetsegError("the folds report is incomplete ({} of {} folds)".format(
+            d.get("folds_done"), d.get("folds")), path=path,
+            fix="finish the folds: the same jetseg train command with --resume")
+    r4 = lambda v: None if v is None else round(float(v), 4)          # noqa: E731
+    facts = {
+        "miou": r4(mean["miou"]),
+        "folds": dict((f["holdout"], r4(f["miou"])) for f in folds),
+        "per_class_iou": dict((k, r4(v)) for k, v in mean["per_class_iou"].items()),
+        "weakest_class": mean.get("weakest_class"),
+        "recipe": recipe,
+        "meaning": "mean over {} folds of the mIoU on a whole sequence left out of training "
+                   "(each fold's last epoch, a fixed schedule); each fold trained this recipe "
+                   "on the other sequences. It estimates how a model of this recipe does on "
+                   "streets it has never seen; this file's own training may have seen every "
+                   "sequence".format(len(folds)),
+        "miou_definition": d.get("miou_definition", metrics.MIOU_DEFINITION),
+    }
+    differs = []
+    if arch and recipe.get("arch") and recipe["arch"] != arch:
+        differs.append("arch {} (folds) vs {} (this model)".format(recipe["arch"], arch))
+    if epochs and recipe.get("epochs") and int(recipe["epochs"]) != int(epochs):
+        differs.append("{} epochs (folds) vs {} (this model)".format(recipe["epochs"], epochs))
+    if differs:
+        facts["recipe_differs"] = "; ".join(differs)
+        log.warning("%s: the held-out figure was measured on another recipe: %s", path,
+                    facts["recipe_differs"])
+    return facts

@@ -229,3 +229,52 @@ def test_export_help_lists_every_arch_train_can_build():
             "print(sorted(set(ARCHS) ^ set(ARCH_NAMES)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_export_carries_the_held_out_figure_and_info_says_what_it_means(seq_camvid, tmp_path,
+                                                                        capsys):
+    """The shipped model's metadata: the folds' mean held-out mIoU, each fold's, and what it
+    means (a figure of the recipe: this file's own training saw every sequence)."""
+    onnx = pytest.importorskip("onnx")
+    from jetseg.cli import main as jetseg_main
+    from jetseg_export.cli import main as export_main
+    folds, final = tmp_path / "folds", tmp_path / "final"
+    assert _train(seq_camvid, folds, "--folds", "sequences") == 0
+    assert _train(seq_camvid, final, "--train-split", "trainval", "--no-val") == 0
+    with open(str(folds / "folds.json")) as f:
+        report = json.load(f)
+    capsys.readouterr()
+    out = tmp_path / "m.onnx"
+    assert export_main(["--checkpoint", str(final / "final.pth"), "--held-out",
+                        str(folds / "folds.json"), "--check-count", "1", "-q",
+                        "-o", str(out)]) == 0
+    meta = dict((p.key, json.loads(p.value)) for p in onnx.load(str(out)).metadata_props)
+    held = meta["jetseg.heldout"]
+    assert held["miou"] == pytest.approx(report["mean"]["miou"], abs=1e-4)
+    assert held["folds"] == dict((r["holdout"], pytest.approx(r["miou"], abs=1e-4))
+                                 for r in report["fold_results"])
+    assert held["recipe"]["arch"] == "tiny" and "recipe_differs" not in held
+    assert "never seen" in held["meaning"]
+    capsys.readouterr()
+    assert jetseg_main(["info", str(out)]) == 0
+    text = capsys.readouterr().out
+    line = [ln for ln in text.splitlines() if ln.startswith("held-out mIoU:")]
+    assert line and "{:.2f} %".format(100 * held["miou"]) in line[0], text
+    assert all(seq in line[0] for seq in LAYOUT) and "held-out is:" in text
+    # a report of another recipe is said so; an unfinished one is refused before exporting
+    report["recipe"]["epochs"] = 7
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(report))
+    assert export_main(["--checkpoint", str(final / "final.pth"), "--held-out", str(other),
+                        "--check-count", "1", "-q", "-o", str(tmp_path / "o.onnx")]) == 0
+    meta = dict((p.key, json.loads(p.value)) for p in
+                onnx.load(str(tmp_path / "o.onnx")).metadata_props)
+    assert meta["jetseg.heldout"]["recipe_differs"] == "7 epochs (folds) vs 1 (this model)"
+    assert "another recipe" in capsys.readouterr().err
+    report["complete"], report["folds_done"] = False, 2
+    other.write_text(json.dumps(report))
+    assert export_main(["--checkpoint", str(final / "final.pth"), "--held-out", str(other),
+                        "-q", "-o", str(tmp_path / "x.onnx")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "incomplete (2 of 3 folds)" in err[0] and "--resume" in err[0]
+    assert not (tmp_path / "x.onnx").exists()

@@ -54,6 +54,18 @@ def accuracy_lines(extra):
         out.append(("val mIoU", "{} of the training checkpoint it was exported from (PyTorch, "
                     "FP32, the training run's val split)".format(
                         _percent(extra.pop("val_miou")))))
+    held = extra.pop("heldout", None)
+    if isinstance(held, dict) and isinstance(held.get("folds"), dict):
+        out.append(("held-out mIoU", "{} mean over folds ({}); weakest class {}".format(
+            _percent(held.get("miou")), ", ".join("{} {}".format(k, _percent(v)) for k, v in
+                                                  sorted(held["folds"].items())),
+            held.get("weakest_class"))))
+        out.append(("held-out is", cap(held.get("meaning"))))
+        if held.get("recipe_differs"):
+            out.append(("held-out recipe", "differs from this model's: " +
+                        cap(held["recipe_differs"])))
+    elif held is not None:
+        out.append(("held-out", cap(held)))
     if "miou_definition" in extra:
         out.append(("mIoU is", cap(extra.pop("miou_definition"))))
     if isinstance(parity, dict) and isinstance(parity.get("agreement"), dict):
