@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-from jetseg.errors import JetsegError
+from jetseg.errors import JetsegError, log
 from jetseg.eval import metrics
 
 TRAINVAL = "trainval"
@@ -314,7 +314,6 @@ def heldout_facts(path, arch=None, epochs=None):
     mIoU over the folds, each fold's, the per-class means, the recipe, and what the figure
     means. ``arch``/``epochs`` of the model being exported: a recipe that differs is said
     in the facts and in a warning (the figure belongs to the recipe, not to any one file)."""
-    from jetseg.errors import log
     fix = "give the folds.json that jetseg train --folds sequences wrote (OUTPUT/folds.json)"
     try:
         with open(path) as f:
