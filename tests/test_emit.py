@@ -92,6 +92,57 @@ def test_signals_read_the_nets_own_map_and_answer_in_frame_pixels(tmp_path):
         assert fs["heading_deg"] > 0 and len(fs["fractions"]) == 9       # car on the left
 
 
+def test_horizon_rate_measures_at_its_rate_and_predicts_between(tmp_path):
+    """--horizon-hz 10 on a 30 fps file: every third frame is measured; the frames between
+    carry the filter's line carried forward on its rate (the horizon keeps turning with a
+    steadily rolling camera), and predicting leaves the filter as measuring alone would."""
+    seg = Segmenter(colour_net(tmp_path / "c.onnx"))
+    every = Signals(seg.classes, frame_rate=30.0)
+    rated = Signals(seg.classes, frame_rate=30.0, horizon_hz=10)
+    recs, full = [], []
+    for i in range(30):                                      # rolls 1 degree a frame
+        res = seg.process(scene(-15.0 + i, 0.0))
+        res.frame_id, res.captured_at, res.latency_ms = i, 1000.0 + i / 30.0, 5.0
+        recs.append(rated.record(res)["horizon"])
+        full.append(every.record(res)["horizon"])
+    assert [r["measured"] for r in recs] == [i % 3 == 0 for i in range(30)]
+    assert all(r["measured"] for r in full)
+    assert all(r["reason"] == "predicted" for r in recs if not r["measured"])
+    late = recs[15:]                                         # the filter has the rate by now
+    for a, b in zip(late, late[1:]):
+        assert b["roll_deg"] > a["roll_deg"] + 0.3, (a, b)    # predicted frames move too
+    assert all(abs(r["roll_deg"] - (-15.0 + i)) < 3.0 for i, r in enumerate(recs) if i >= 15)
+    again = Signals(seg.classes, frame_rate=30.0)           # the measured frames alone
+    for i in range(0, 30, 3):
+        res = seg.process(scene(-15.0 + i, 0.0))
+        res.frame_id, res.captured_at, res.latency_ms = i, 1000.0 + i / 30.0, 5.0
+        h = again.record(res)["horizon"]
+        assert h["roll_deg"] == recs[i]["roll_deg"] and h["pitch"] == recs[i]["pitch"]
+
+
+def test_horizon_rate_without_a_line_yet_repeats_the_last_measurement(tmp_path):
+    seg = Segmenter(colour_net(tmp_path / "c.onnx"))
+    sig = Signals(seg.classes, frame_rate=30.0, horizon_hz=5)
+    ground = np.full((H, W, 3), (0, 0, 255), np.uint8)       # all road: no sky, no line
+    got = []
+    for i in range(4):
+        res = seg.process(ground)
+        res.frame_id, res.captured_at, res.latency_ms = i, 1.0, 1.0
+        got.append(sig.record(res)["horizon"])
+    assert [h["measured"] for h in got] == [True, False, False, False]
+    assert all("no sky" in h["reason"] and h["confidence"] == 0 for h in got)
+
+
+@pytest.mark.parametrize("hz", ["-1", "nan"])
+def test_camera_refuses_a_horizon_rate_that_is_not_one(tmp_path, hz):
+    model = colour_net(tmp_path / "c.onnx")
+    r = subprocess.run([sys.executable, "-m", "jetseg.cli.camera", "--engine", model,
+                        _clip(tmp_path / "c.avi", 2), "--headless", "--emit",
+                        "udp://127.0.0.1:9", "--horizon-hz", hz],
+                       capture_output=True, text=True, cwd=str(ROOT), timeout=120)
+    assert r.returncode == 2 and "--horizon-hz" in r.stderr and "Traceback" not in r.stderr
+
+
 def test_unknown_class_names_and_uris_fail_clearly():
     with pytest.raises(JetsegError):
         Signals(["Sky", "Road"], sky_classes=["Heaven"])
@@ -194,6 +245,26 @@ for i in range(100):
 e.close()
 print(e.sent, e.dropped)
 """
+
+
+def test_jsonl_lines_are_gathered_into_few_writes(tmp_path, monkeypatch):
+    """A burst of records costs a few writes (and writer wake-ups), not one a line; every
+    line still arrives whole and in order."""
+    from jetseg.autopilot import emit
+    writes = []
+    real = os.write
+
+    def counting(fd, data):
+        writes.append(len(data))
+        return real(fd, data)
+    monkeypatch.setattr(emit.os, "write", counting)
+    out = tmp_path / "burst.jsonl"
+    e = emit.JsonlEmitter(str(out))
+    for i in range(60):
+        e.send(json.dumps({"frame_id": i}).encode() + b"\n")
+    e.close()
+    assert [json.loads(x)["frame_id"] for x in out.read_text().splitlines()] == list(range(60))
+    assert e.sent == 60 and 1 <= len(writes) <= 3, writes
 
 
 def test_full_disk_leaves_whole_lines_and_says_so(tmp_path):

@@ -26,9 +26,24 @@ def unpack(classes, names):
     return classes, names
 
 
+_IDS = {}
+
+
 def class_ids(spec, names, what):
-    """Class ids for ``spec`` (names, ids, or a mix): ``jetseg.core.labels.class_ids``."""
-    return labels.class_ids(spec, names, what)
+    """Class ids for ``spec`` (names, ids, or a mix): ``jetseg.core.labels.class_ids``,
+    remembered per (spec, names): the signals ask for the same classes every frame."""
+    try:
+        key = (tuple(spec) if isinstance(spec, (list, tuple)) else spec,
+               None if names is None else tuple(names), what)
+        got = _IDS.get(key)
+    except TypeError:                                   # something unhashable: no memo
+        return labels.class_ids(spec, names, what)
+    if got is None:
+        got = labels.class_ids(spec, names, what)       # a bad name raises, never stored
+        if len(_IDS) > 256:
+            _IDS.clear()
+        _IDS[key] = got
+    return list(got)
 
 
 def member(classes, ids):

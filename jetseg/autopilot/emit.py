@@ -60,7 +60,7 @@ class Signals(object):
 
     def __init__(self, names, sky_classes=None, free_classes=None, sectors=9,
                  hfov_deg=RPI_V2_HFOV_DEG, gates=None, model="", frame_rate=None, camera=None,
-                 obstacles=None):
+                 obstacles=None, horizon_hz=None):
         self.names = list(names)
         self.sky = list(sky_classes) if sky_classes else _default(self.names, ["sky"])
         self.free = list(free_classes) if free_classes else _default(self.names, ["road"])
@@ -75,6 +75,34 @@ class Signals(object):
         self.frame_rate = float(frame_rate) if frame_rate else None
         self.camera = camera            # a CameraGeometry: horizon -> vehicle attitude
         self.obstacles = obstacles      # an ObstacleDistances
+        # the horizon measured at most this often (None/0: every frame); frames between
+        # carry the filter's line carried forward on its rates ("measured": false)
+        self.horizon_s = 1.0 / float(horizon_hz) if horizon_hz else 0.0
+        self._measured_t = self._last_horizon = None
+
+    def _horizon(self, classes, size, res):
+        """The record's horizon: measured and filtered when due (``horizon_hz``), else the
+        filtered line predicted to this frame's time."""
+        t = res.frame_id / self.frame_rate if self.frame_rate and res.frame_id is not None \
+            else res.captured_at
+        last = self._measured_t
+        due = not self.horizon_s or last is None or t is None or t < last or \
+            t - last >= 0.9 * self.horizon_s           # 0.9: a camera's frame-time jitter
+        hf = None if due else self.filter.predict(t, *size)
+        if hf is None and not due:                     # no line yet: the last measurement's
+            return dict(self._last_horizon, measured=False)
+        if hf is None:
+            h = estimate_horizon(classes, self.sky, names=self.names).scaled(*size)
+            hf = self.filter.update(h, t=t)
+            self._measured_t = t
+        out = hf.as_dict()
+        att = self.camera.attitude_from_horizon(hf) if self.camera else None
+        out["vehicle_roll_deg"], out["vehicle_pitch_deg"] = \
+            (round(att[0], 2), round(att[1], 2)) if att else (None, None)
+        out["measured"] = due
+        if due:
+            self._last_horizon = out
+        return out
 
     def record(self, res, fps=None, vehicle=None, parts=PARTS):
         """The record of one Segmentation; ``vehicle`` (a MavlinkLink's) gives live geometry.
@@ -84,14 +112,7 @@ class Signals(object):
         fr = res.class_fractions() if "fractions" in parts else None
         horizon = space = obstacles = None
         if self.sky and "horizon" in parts:
-            h = estimate_horizon(classes, self.sky, names=self.names).scaled(*size)
-            t = res.frame_id / self.frame_rate if self.frame_rate and res.frame_id is not None \
-                else res.captured_at
-            hf = self.filter.update(h, t=t)
-            horizon = hf.as_dict()
-            att = self.camera.attitude_from_horizon(hf) if self.camera else None
-            horizon["vehicle_roll_deg"], horizon["vehicle_pitch_deg"] = \
-                (round(att[0], 2), round(att[1], 2)) if att else (None, None)
+            horizon = self._horizon(classes, size, res)
         if self.free and "free_space" in parts:
             space = free_space(classes, self.free, sectors=self.sectors, names=self.names,
                                hfov_deg=self.hfov).as_dict()
@@ -149,7 +170,8 @@ class UdpEmitter(object):
 
 class JsonlEmitter(object):
     """Lines appended by a writer thread through a bounded queue (a line that finds it full
-    is dropped: the disk is slower than the camera). A line is written whole or not at all:
+    is dropped: the disk is slower than the camera), gathered for ``FLUSH_S`` and written
+    together, so a crash loses at most that much. A line is written whole or not at all:
     after a failed write (a full disk) the file is cut back to its last whole line, the
     failure is logged once and later lines are dropped; ``close`` never waits on a queue
     nobody reads."""
@@ -174,32 +196,51 @@ class JsonlEmitter(object):
         self.thread.daemon = True
         self.thread.start()
 
+    FLUSH_S = 0.1      # lines gather this long: one write and one wake-up, not one a frame
+
     def _run(self):
         while True:
-            line = self.q.get()
-            if line is None:
-                return
-            if self.error is None:
-                self._write(line)
+            lines = [self.q.get()]
+            if lines[0] is not None:
+                time.sleep(self.FLUSH_S)
+                try:
+                    while lines[-1] is not None:
+                        lines.append(self.q.get_nowait())
+                except queue.Empty:
+                    pass
+            end = lines[-1] is None
+            lines = [x for x in lines if x is not None]
+            if lines and self.error is None:
+                self._write(lines)
             else:
-                self.dropped += 1
+                self.dropped += len(lines)
+            if end:
+                return
 
-    def _write(self, line):
-        view = memoryview(line)
+    def _write(self, lines):
+        data = b"".join(lines)
+        view, done = memoryview(data), 0
         try:
-            while view:
-                view = view[os.write(self.fd, view):]
-            self.good += len(line)
-            self.sent += 1
+            while done < len(data):
+                done += os.write(self.fd, view[done:])
         except OSError as e:
+            whole = n = 0                 # the lines that made it whole before the failure
+            while n < len(lines) and whole + len(lines[n]) <= done:
+                whole += len(lines[n])
+                n += 1
+            self.good += whole
+            self.sent += n
+            self.dropped += len(lines) - n
             self.error = e
-            self.dropped += 1
             log.error("emit: writing %s failed (%s); its records are dropped from now on",
                       self.path, e.strerror or e)
             try:
                 os.ftruncate(self.fd, self.good)      # no half line (a device has no size)
             except OSError:
                 pass
+            return
+        self.good += len(data)
+        self.sent += len(lines)
 
     def send(self, line):
         if self.error is not None:

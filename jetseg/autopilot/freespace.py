@@ -64,6 +64,24 @@ def bearing_deg(x, width, hfov_deg=RPI_V2_HFOV_DEG):
     return np.degrees(np.arctan((np.asarray(x, np.float64) - width / 2.0) / f))
 
 
+_SECTORS = {}
+
+
+def _sectors(W, sectors, hfov_deg):
+    """(bearing of each sector's centre, first column of each, columns in each) for a map
+    ``W`` wide: the same every frame, so made once per geometry."""
+    key = (W, sectors, hfov_deg)
+    if key not in _SECTORS:
+        if len(_SECTORS) > 64:
+            _SECTORS.clear()
+        edges = np.linspace(0, W, sectors + 1)
+        centres = 0.5 * (edges[:-1] + edges[1:])
+        cuts = np.round(edges[:-1]).astype(np.int64)
+        _SECTORS[key] = ([float(a) for a in bearing_deg(centres, max(W, 1), hfov_deg)],
+                         cuts, np.diff(np.append(cuts, W)))
+    return _SECTORS[key]
+
+
 def free_space(classes, free_classes=("road",), sectors=9, names=None, rows=(0.5, 1.0),
                hfov_deg=RPI_V2_HFOV_DEG, min_free=0.5, smooth=True, centre_bias=0.02):
     """Free fraction per vertical sector of the lower image, and the best heading.
@@ -89,20 +107,17 @@ def free_space(classes, free_classes=("road",), sectors=9, names=None, rows=(0.5
     if not 0 <= top < bottom <= 1:
         raise JetsegError("rows={!r} is not a band of the image".format(rows),
                           fix="give (top, bottom) shares with 0 <= top < bottom <= 1")
-    edges = np.linspace(0, W, sectors + 1)
-    centres = 0.5 * (edges[:-1] + edges[1:])
-    sector_deg = [float(a) for a in bearing_deg(centres, max(W, 1), hfov_deg)]
+    sector_deg, cuts, counts = _sectors(W, sectors, float(hfov_deg))
     r0 = int(round(top * H))
     r1 = max(r0 + 1, int(round(bottom * H)))
     band = classes[r0:r1]
     if band.size == 0 or W < sectors:
         return FreeSpace([0.0] * sectors, [0.0] * sectors, sectors // 2, sector_deg[sectors // 2],
-                         sector_deg, True, "class map too small for {} sectors".format(sectors),
+                         list(sector_deg), True,
+                         "class map too small for {} sectors".format(sectors),
                          (top, bottom), hfov_deg)
     free = member(band, ids)
     col = free.sum(axis=0, dtype=np.int64)
-    cuts = np.round(edges[:-1]).astype(np.int64)
-    counts = np.diff(np.append(cuts, W))
     frac = np.add.reduceat(col, cuts) / (counts * float(band.shape[0]))
     blocked_px = ~free[::-1]                           # from the bottom row up
     run = np.where(blocked_px.any(axis=0), np.argmax(blocked_px, axis=0), band.shape[0])
@@ -118,4 +133,4 @@ def free_space(classes, free_classes=("road",), sectors=9, names=None, rows=(0.5
     blocked = bool(frac.max() < min_free)
     reason = "ok" if not blocked else "no sector is {:.0f}% free".format(100 * min_free)
     return FreeSpace([float(f) for f in frac], [float(f) for f in reach], best,
-                     sector_deg[best], sector_deg, blocked, reason, (top, bottom), hfov_deg)
+                     sector_deg[best], list(sector_deg), blocked, reason, (top, bottom), hfov_deg)

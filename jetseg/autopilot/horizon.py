@@ -343,6 +343,20 @@ class HorizonFilter(object):
             reason = "coasting: " + h.reason
         return self._out(h, reason)
 
+    def predict(self, t, width, height):
+        """The filtered line carried forward to time ``t`` on its rates, the state left as
+        it is (a frame the horizon is not measured on); None before the first usable
+        measurement. Rates are not extrapolated past ``max_coast`` seconds."""
+        if self.roll is None or self._t is None:
+            return None
+        dt = min(max(0.0, float(t) - self._t), self.max_coast)
+        roll = _wrap180(self.roll + self.roll_rate * dt)
+        pitch = max(-PITCH_LIMIT, min(PITCH_LIMIT, self.pitch + self.pitch_rate * dt))
+        out = Horizon.from_angles(roll, pitch, width, height, inverted=self.inverted,
+                                  confidence=self.confidence, reason="predicted")
+        out.roll_deg, out.pitch = roll, pitch
+        return out
+
     def _out(self, h, reason):
         pitch = max(-PITCH_LIMIT, min(PITCH_LIMIT, self.pitch))
         out = Horizon.from_angles(self.roll, pitch, h.width, h.height, inverted=self.inverted,

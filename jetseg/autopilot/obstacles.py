@@ -87,7 +87,7 @@ class Obstacles(object):
     def as_dict(self):
         r = lambda x, nd=3: None if x is None else round(float(x), nd)   # noqa: E731
         return {
-            "distances_cm": [int(d) for d in self.distances_cm],
+            "distances_cm": np.asarray(self.distances_cm).tolist(),
             "increment_deg": r(self.increment_deg, 6),
             "angle_offset_deg": r(self.angle_offset_deg, 6),
             "min_distance_cm": self.min_distance_cm, "max_distance_cm": self.max_distance_cm,
@@ -191,7 +191,7 @@ class ObstacleDistances(object):
         rng = np.where(js == lad.first, lad.min_m, lad.ranges[js])   # foot below the view
         hit = lad.seen & stop[lad.rows, js] & (rng < lad.max_m)
         clear = lad.far & ~hit
-        out[np.unique(lad.sector[clear & lad.valid])] = lad.max_cm + 1
+        out[lad.sector[clear & lad.valid]] = lad.max_cm + 1       # repeats: the same value
         best = np.full(SECTORS, np.inf)
         np.minimum.at(best, lad.sector[hit & lad.valid], rng[hit & lad.valid])
         has = np.isfinite(best)

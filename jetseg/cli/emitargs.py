@@ -49,6 +49,10 @@ def camera_from_args(args):
 
 def emit_sink(args, net, source, stats):
     """The EmitSink of ``--emit`` (and its geometry) for this model and source."""
+    if not (args.horizon_hz >= 0 and math.isfinite(args.horizon_hz)):
+        raise JetsegError("--horizon-hz {} is not a rate".format(args.horizon_hz),
+                          fix="give measurements a second, e.g. --horizon-hz 10, or 0 for "
+                              "every frame")
     from jetseg.autopilot.emit import EmitSink, Signals
     from jetseg.autopilot.obstacles import ObstacleDistances
     camera = camera_from_args(args)
@@ -59,7 +63,8 @@ def emit_sink(args, net, source, stats):
         hfov = math.degrees(left + right)
     signals = Signals(net.classes, _split(args.sky_classes), _split(args.free_classes),
                       args.sectors, hfov, model=args.model,
-                      frame_rate=None if source.live else (source.fps or 30.0), camera=camera)
+                      frame_rate=None if source.live else (source.fps or 30.0), camera=camera,
+                      horizon_hz=args.horizon_hz)
     mavlink = any(str(u).startswith("mavlink:") for u in args.emit)
     if signals.free and (args.camera_height is not None or mavlink):
         signals.obstacles = ObstacleDistances(camera, signals.free, net.classes,

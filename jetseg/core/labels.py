@@ -192,8 +192,10 @@ def class_ids(spec, names, what="class"):
 def class_fractions(counts, names):
     """{name: share of the counted pixels}, every class in class-id order, from per-class
     pixel counts (``np.bincount`` of a class map, or a sum of them); all 0.0 when empty."""
-    total = float(max(1, sum(int(c) for c in counts)))
-    return dict((name, int(c) / total) for name, c in zip(names, counts))
+    counts = counts.astype("int64").tolist() if hasattr(counts, "astype") else \
+        [int(c) for c in counts]                         # Python ints, in one conversion
+    total = float(max(1, sum(counts)))
+    return dict((name, c / total) for name, c in zip(names, counts))
 
 
 def write_labels(path, names):
