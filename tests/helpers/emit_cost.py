@@ -91,6 +91,18 @@ class Clock(object):
         pass
 
 
+def timed(emit, acc):
+    """``EmitSink.emit`` that adds its thread CPU seconds and a count to ``acc``."""
+    def run(res):
+        t = time.thread_time()
+        try:
+            return emit(res)
+        finally:
+            acc[0] += time.thread_time() - t
+            acc[1] += 1
+    return run
+
+
 def interleaved(seg, frames, factories, block, cycles, settle):
     """One long pipeline run whose frames go in blocks of ``block``: without emitting, then
     each target in turn, ``cycles`` times, so each target's blocks are paired with the
@@ -104,11 +116,15 @@ def interleaved(seg, frames, factories, block, cycles, settle):
     n = len(factories)
     total = block * n * cycles
     pipe = Pipeline(MemorySource(frames, total), seg, sinks=[RenderSink("overlay")])
+    spent = [[0.0, 0] for _ in factories]        # signals thread CPU s, records, in the run
     for k, make in enumerate(factories[1:], 1):
-        pipe.sinks.append(Gate(make(pipe), lambda i, k=k: (i // block) % n == k))
+        sink = make(pipe)
+        sink.emit = timed(sink.emit, spent[k])
+        pipe.sinks.append(Gate(sink, lambda i, k=k: (i // block) % n == k))
     clock = Clock()
     pipe.sinks.append(clock)
     pipe.run()
+    interleaved.spent = [1000.0 * s / max(1, c) for s, c in spent]
     got = [[] for _ in factories]
     for b in range(len(clock.t) // block):
         a, z = b * block + settle, (b + 1) * block - 1
@@ -135,6 +151,11 @@ def report_interleaved(got, targets, block, settle):
               "machine (quartiles {:.3f}..{:.3f})".format(
                   t, med, 100 * (1 - med), *quartiles(fps), len(fps), cmed, 100 * (1 - cmed),
                   *quartiles(cpu)))
+        ms = getattr(interleaved, "spent", None)
+        if ms:
+            base_cpu = statistics.median(b[1] for b in base)
+            print("    signals thread in this run: {:.2f} ms CPU a record = {:.1f} % of a "
+                  "frame's CPU without emitting".format(ms[k], 100.0 * ms[k] / base_cpu))
 
 
 def worker_ms(seg, frames, factories, fps, rounds=5):
@@ -229,9 +250,9 @@ def main():
     p.add_argument("--live", action="store_true",
                    help="hand results over as for a live camera (the newest wins) instead of "
                         "as for a file (every frame gets its record)")
-    p.add_argument("--threads", type=int, default=1,
-                   help="inference threads (default 1: no idle thread pool spinning into the "
-                        "CPU figures)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="inference threads (default: jetseg's own, every physical core: the "
+                        "CPU-bound case users get; 1 leaves a core to the rest)")
     args = p.parse_args()
     import jetseg
     from jetseg import Segmenter
@@ -245,10 +266,11 @@ def main():
         frames = frames[0]
     factories = [None] + [sink_factory(t, args, seg) for t in targets]
     print("jetseg from {}; {} on {} frames a run ({} decoded from {}, {}x{}); geometry {!r}; "
-          "{}; {} rounds".format(
+          "{}; {} rounds; inference threads: {}".format(
               os.path.dirname(jetseg.__file__), os.path.basename(args.model), args.frames,
               len(frames), args.clip, frames[0].shape[1], frames[0].shape[0], args.geometry,
-              "live: newest wins" if args.live else "file: every frame", args.rounds))
+              "live: newest wins" if args.live else "file: every frame", args.rounds,
+              args.threads or "jetseg's default"))
     run(seg, frames, args.frames, None)                                   # warm-up
     for f in factories[1:]:
         run(seg, frames, 10, f)
