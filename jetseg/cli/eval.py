@@ -1,11 +1,14 @@
 """The ``eval`` subcommand; ``jetseg.cli`` calls ``register``.
 
-    jetseg eval --model M --dataset DIR [--format auto|camvid|...] [--split val]
-                [--compare OTHER.onnx] [--out DIR] [--limit N] [--skip-bad]
+    jetseg eval --model M --dataset DIR [--format auto|camvid|...] [--split val|train,val]
+                [--sequence SEQ[,SEQ]] [--compare OTHER.onnx] [--out DIR] [--limit N]
+                [--skip-bad]
 
 Prints the per-class IoU table (with deltas when comparing), writes eval.json, iou.png and
 confusion.png (confusion_2.png for the compared model) into --out (default
-runs/eval-<model>-<split>/) and says where.
+runs/eval-<model>-<split>/) and says where. ``--split train,val --sequence 0006R0`` scores
+the frames of one recording (a sequence fold's held-out frames); the header and eval.json
+name the splits, the sequences and the frame count.
 """
 import os
 
@@ -28,7 +31,13 @@ def register(subparsers, common_parent):
     d.add_argument("--dataset", required=True, help="dataset folder")
     d.add_argument("--format", default="auto", choices=FORMAT_CHOICES,
                    help="dataset layout (default: guessed from the folder)")
-    d.add_argument("--split", default="val", help="split to evaluate (default val)")
+    d.add_argument("--split", default="val",
+                   help="split to evaluate (default val); several, comma-separated, are "
+                        "pooled with each image once (e.g. train,val)")
+    d.add_argument("--sequence", metavar="SEQ[,SEQ]",
+                   help="only the frames of these sequences (recordings; camvid: the "
+                        "file-name prefix, e.g. 0006R0), e.g. a fold's held-out sequence "
+                        "with --split train,val")
     d.add_argument("--categories", help="coco: comma-separated category names or ids")
     d.add_argument("--skip-bad", action="store_true",
                    help="leave out bad samples (missing/mismatched labels) and count them")
@@ -43,13 +52,13 @@ def register(subparsers, common_parent):
 
 
 def _open(args):
-    from jetseg.eval.datasets import open_dataset
+    from jetseg.eval.selection import open_selection
     options = {"skip_bad": args.skip_bad}
     if args.categories:
         if args.format not in ("coco", "auto"):
             raise JetsegError("--categories is for --format coco", fix="drop --categories")
         options["categories"] = [c for c in args.categories.split(",") if c.strip()]
-    return open_dataset(args.dataset, args.format, args.split, **options)
+    return open_selection(args.dataset, args.format, args.split, args.sequence, **options)
 
 
 def cmd_eval(args):
@@ -75,16 +84,22 @@ def cmd_eval(args):
         finally:
             seg.close()
     args.model = models[0]
-    out = args.out or default_out(models[0], args.split)
+    out = args.out or default_out(models[0], args.split, args.sequence)
     paths = write_report(out, results, dataset)
     if not getattr(args, "quiet", False):
+        print(dataset.what())
         print(format_table(results))
         print("wrote {}, {}, {}".format(paths["json"], paths["iou"],
                                         ", ".join(paths["confusion"])))
     return 0
 
 
-def default_out(model, split):
-    """runs/eval-<model>-<split>: under runs/ (ignored by git), never the current folder."""
-    return os.path.join("runs", "eval-{}-{}".format(
-        os.path.splitext(os.path.basename(model))[0], split))
+def default_out(model, split, sequence=None):
+    """runs/eval-<model>-<split>[-<sequence>]: under runs/ (ignored by git), never the
+    current folder; several splits or sequences are joined with '+'."""
+    from jetseg.eval.selection import split_list
+    name = "eval-{}-{}".format(os.path.splitext(os.path.basename(model))[0],
+                               "+".join(split_list(split)) or split)
+    if sequence:
+        name += "-" + "+".join(split_list(sequence))
+    return os.path.join("runs", name)
