@@ -10,7 +10,7 @@ Schema (``schema`` names the version; fields are added, never renamed, within a 
      "frame_id": 17, "latency_ms": 41.2 (capture to emit), "fps": 29.8,
      "width": 480, "height": 360, "model": "camvid.onnx",
      "fractions": {"Sky": 0.21, ...},                       every class, in class order
-     "horizon": {"roll_deg", "pitch", "confidence", "reason", ...} or null,
+     "horizon": {"roll_deg", "pitch", "confidence", "reason", "measured", ...} or null,
      "free_space": {"fractions", "sector", "heading_deg", "blocked", ...} or null,
      "gates": ["pull_up", ...],                             actions of the gates that fired
      "obstacles": {"distances_cm": [72 x uint16], "increment_deg", "angle_offset_deg",
@@ -18,7 +18,9 @@ Schema (``schema`` names the version; fields are added, never renamed, within a 
                    "height_m", "height_source", "roll_deg", "pitch_deg", "attitude_source",
                    "reason"} or null}                       see jetseg.autopilot.obstacles
 
-``horizon`` needs sky classes (``--sky-classes``, default: a class named Sky), ``free_space``
+``horizon`` is measured at ``horizon_hz`` (``--horizon-hz``, default 10 on jetseg-camera,
+every frame from Python) and predicted by its filter between ("measured": false); it needs
+sky classes (``--sky-classes``, default: a class named Sky), ``free_space``
 free classes (``--free-classes``, default: a class named Road); either is null without them.
 With a camera geometry the horizon also carries ``vehicle_roll_deg``/``vehicle_pitch_deg``
 (the attitude that puts the line there); ``obstacles`` needs a camera height or a MAVLink
