@@ -16,35 +16,40 @@ def _grid(shape, step, offset):
     return offset + np.arange(shape) * step + 0.5
 
 
-def _pixels(w):
-    """(sky, ground) pixels of a weight map, each as rows x, y, 1 (3 x n grid indices)."""
-    out = []
-    for side in (w > 0, w < 0):
-        ys, xs = np.nonzero(side)
-        out.append(np.stack([xs, ys, np.ones_like(xs)]).astype(np.float64))
-    return out
+_GRIDS = {}
 
 
-def _half_plane(px, shape, step, th):
-    """Best half-plane for the sky on a small weight map, over normal angles ``th``.
+def _xy1(shape):
+    """3 x h*w float64 rows x, y, 1 of every sample of a map this shape (made once)."""
+    if shape not in _GRIDS:
+        if len(_GRIDS) > 64:
+            _GRIDS.clear()
+        ys, xs = np.indices(shape)
+        _GRIDS[shape] = np.stack([xs.ravel(), ys.ravel(), np.ones(xs.size, np.intp)]).astype(
+            np.float64)
+    return _GRIDS[shape]
 
-    ``px`` are its sky and ground pixels (``_pixels``; both non-empty), ``shape`` its shape
-    and ``step`` the pixels of the class map per sample. For each angle, histogram sky (+1)
-    and ground (-1) along the normal (cos, sin) in bins one sample wide and pick the
-    threshold (and side) that puts the most sky on one side and the most ground on the
-    other. Returns (normal towards the sky, rho, angle)."""
-    sky, gnd = px
+
+def _half_plane(w, step, th):
+    """Best half-plane for the sky on a small weight map ``w`` (+1 sky, -1 ground, 0
+    ignored; both sky and ground present), over normal angles ``th``.
+
+    ``step`` is the pixels of the class map per sample. For each angle, histogram the
+    weights along the normal (cos, sin) in bins one sample wide and pick the threshold (and
+    side) that puts the most sky on one side and the most ground on the other. Returns
+    (normal towards the sky, rho, angle)."""
     c, s = np.cos(th), np.sin(th)
-    h, w = shape
-    lo = np.minimum(0.0, c * (w - 1)) + np.minimum(0.0, s * (h - 1))   # the grid's lowest
-    nb = int(math.ceil(math.hypot(h, w))) + 2
+    h, wd = w.shape
+    lo = np.minimum(0.0, c * (wd - 1)) + np.minimum(0.0, s * (h - 1))   # the grid's lowest
+    nb = int(math.ceil(math.hypot(h, wd))) + 2
     n = len(th) * nb
-    # bin of each projection, angle k's bins starting at k * nb: one matrix product
+    # bin of each projection, angle k's bins starting at k * nb: one matrix product, one
+    # weighted histogram (sky counts +1, ground -1, ignored 0)
     proj = np.stack([c, s, np.arange(len(th)) * nb - lo], axis=1)
-    hist = np.bincount(proj.dot(sky).astype(np.intp).ravel(), minlength=n) - \
-        np.bincount(proj.dot(gnd).astype(np.intp).ravel(), minlength=n)
+    wts = np.broadcast_to(w.reshape(1, -1), (len(th), w.size)).ravel()
+    hist = np.bincount(proj.dot(_xy1(w.shape)).astype(np.intp).ravel(), wts, minlength=n)
     cum = np.cumsum(hist.reshape(len(th), nb), axis=1)   # sum of weights in bins <= t
-    pos = (sky.shape[1] - gnd.shape[1]) - cum    # sky on the + side of the threshold
+    pos = float(w.sum(dtype=np.int64)) - cum    # sky on the + side of the threshold
     ia, it = np.unravel_index(np.argmax(pos), pos.shape)
     ja, jt = np.unravel_index(np.argmax(cum), cum.shape)
     if pos[ia, it] >= cum[ja, jt]:
@@ -63,13 +68,11 @@ def coarse_line(w, step):
     two under trees, poles and noise, but a big ground-class occluder straddling the line
     (a wing) can pull it 10+ degrees, so the fit below only uses it as a loose prior.
     """
-    px = _pixels(w)
     half, hstep = w[::2, ::2], 2 * step       # the 7.5 degree search: every 2nd sample,
-    hpx = _pixels(half)                       # unless that loses the sky or the ground
-    if not (hpx[0].shape[1] and hpx[1].shape[1]):
-        half, hpx, hstep = w, px, step
-    _, _, a = _half_plane(hpx, half.shape, hstep, np.arange(24) * (math.pi / 24))
-    return _half_plane(px, w.shape, step, a + np.radians(np.arange(-4.0, 4.5, 2.0)))[:2]
+    if not ((half > 0).any() and (half < 0).any()):   # unless that loses the sky or ground
+        half, hstep = w, step
+    _, _, a = _half_plane(half, hstep, np.arange(24) * (math.pi / 24))
+    return _half_plane(w, step, a + np.radians(np.arange(-4.0, 4.5, 2.0)))[:2]
 
 
 def _splits(w, step, offset):
