@@ -116,12 +116,13 @@ def free_space(classes, free_classes=("road",), sectors=9, names=None, rows=(0.5
                          list(sector_deg), True,
                          "class map too small for {} sectors".format(sectors),
                          (top, bottom), hfov_deg)
-    free = member(band, ids)
-    col = free.sum(axis=0, dtype=np.int64)
-    frac = np.add.reduceat(col, cuts) / (counts * float(band.shape[0]))
-    blocked_px = ~free[::-1]                           # from the bottom row up
-    run = np.where(blocked_px.any(axis=0), np.argmax(blocked_px, axis=0), band.shape[0])
-    reach = np.add.reduceat(run, cuts) / (counts * float(band.shape[0]))
+    free = member(band, ids).view(np.uint8)
+    col = free.sum(axis=0, dtype=np.uint16 if band.shape[0] < 65536 else np.int64)
+    frac = np.add.reduceat(col, cuts, dtype=np.int64) / (counts * float(band.shape[0]))
+    blocked = free[::-1] == 0                          # from the bottom row up
+    first = blocked.argmax(axis=0)                     # 0 also where nothing is blocked
+    run = np.where(blocked[first, np.arange(W)], first, band.shape[0])
+    reach = np.add.reduceat(run, cuts, dtype=np.int64) / (counts * float(band.shape[0]))
     score = frac.astype(np.float64)
     if smooth and sectors >= 3:
         pad = np.concatenate([score[:1], score, score[-1:]])
