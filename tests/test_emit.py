@@ -173,12 +173,13 @@ def test_camera_emits_jsonl_every_frame(tmp_path):
     out = tmp_path / "run.jsonl"
     r = subprocess.run([sys.executable, "-m", "jetseg.cli.camera", "--engine", model,
                         _clip(tmp_path / "c.avi"), "--headless", "--emit", "jsonl:" + str(out),
-                        "--emit", "udp://127.0.0.1:9"], capture_output=True, text=True,
-                       cwd=str(ROOT), timeout=120)
+                        "--emit", "udp://127.0.0.1:9", "--horizon-hz", "0"],
+                       capture_output=True, text=True, cwd=str(ROOT), timeout=120)
     assert r.returncode == 0, r.stderr
     recs = [json.loads(l) for l in out.read_text().splitlines()]
     assert [x["frame_id"] for x in recs] == list(range(12))
     assert all(x["schema"] == SCHEMA and x["latency_ms"] > 0 for x in recs)
+    assert all(x["horizon"]["measured"] for x in recs)          # --horizon-hz 0: every frame
     assert abs(recs[-1]["horizon"]["roll_deg"] - 2.0) < 3.0     # the filter lags a little
 
 

@@ -18,7 +18,7 @@ Schema (``schema`` names the version; fields are added, never renamed, within a 
                    "height_m", "height_source", "roll_deg", "pitch_deg", "attitude_source",
                    "reason"} or null}                       see jetseg.autopilot.obstacles
 
-``horizon`` is measured at ``horizon_hz`` (``--horizon-hz``, default 10 on jetseg-camera,
+``horizon`` is measured at ``horizon_hz`` (``--horizon-hz``, default 5 on jetseg-camera,
 every frame from Python) and predicted by its filter between ("measured": false); it needs
 sky classes (``--sky-classes``, default: a class named Sky), ``free_space``
 free classes (``--free-classes``, default: a class named Road); either is null without them.

@@ -57,10 +57,10 @@ def build_parser():
     a.add_argument("--free-classes", help="comma-separated free-space classes (default: Road)")
     a.add_argument("--sectors", type=int, default=9,
                    help="free-space sectors across the view (default %(default)s)")
-    a.add_argument("--horizon-hz", type=float, default=10.0, metavar="HZ",
-                   help="measure the horizon this often (default %(default)s; 0: every "
-                        "frame); records between carry the filtered line predicted to their "
-                        "frame, with \"measured\": false")
+    a.add_argument("--horizon-hz", type=float, default=5.0, metavar="HZ",
+                   help="measure the horizon this often (default %(default)s, the rate of "
+                        "MAVLink's named values; 0: every frame); records between carry the "
+                        "filtered line predicted to their frame, with \"measured\": false")
     a.add_argument("--hfov", type=float, default=RPI_V2_HFOV_DEG,
                    help="camera horizontal field of view in degrees (default %(default)s: "
                         "Raspberry Pi camera v2)")
