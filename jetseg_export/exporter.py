@@ -73,7 +73,7 @@ def export_onnx(net, output, num_classes, classes=None, colors=None, width=480, 
                 target="trt8.5", precision="fp32", mean=None, std=None, norm_order="RGB",
                 ignore_class=None, alpha=150, overlay=True, confidence=False, scores=False,
                 classes_dtype=None, check_images=None, check_labels=None, check_count=None,
-                calib=None, calib_count=100, calib_method="minmax", arch=None, dataset=None,
+                calib=None, calib_count=None, calib_method="percentile", arch=None, dataset=None,
                 min_agreement=parity.FP32_MIN_AGREEMENT, extra_facts=None, frame_size=None,
                 filter_mode="linear"):
     """Export ``net`` to ``output`` (see the module doc); returns an ExportResult."""
@@ -135,6 +135,8 @@ def export_onnx(net, output, num_classes, classes=None, colors=None, width=480, 
     final_core = core
     if precision == "int8":
         from .quantize import calibration_batches, quantize_int8
+        if calib_count is None:
+            calib_count = 100 if calib_method == "minmax" else 32
         if calib_method != "minmax" and calib_count > 32:
             log.warning("--calib-method %s keeps every activation of every calibration frame "
                         "in memory; with %d frames that may not fit (try --calib-count 24)",

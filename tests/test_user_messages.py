@@ -199,4 +199,4 @@ def test_every_export_option_has_help_and_names_its_default():
             assert "default" in a.help and str(a.default) in a.help, \
                 "jetseg export {}: default {!r} not shown".format(a.option_strings, a.default)
     r = run_cli("export", "--help")
-    assert r.returncode == 0 and "minmax (default" in r.stdout and "fp32 (default)" in r.stdout
+    assert r.returncode == 0 and "percentile (default" in r.stdout and "fp32 (default)" in r.stdout
