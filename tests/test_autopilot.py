@@ -224,6 +224,21 @@ def test_filter_waits_for_a_first_usable_horizon():
         ap.HorizonFilter(alpha=0)
 
 
+def test_filter_predicts_between_measurements_without_changing_its_state():
+    hf = ap.HorizonFilter(alpha=0.5, beta=0.2)
+    assert hf.predict(0.0, W, H) is None                     # nothing measured yet
+    for k in range(40):                                      # 10 degrees a second
+        hf.update(ap.Horizon.from_angles(-30 + k, 0.05, W, H, confidence=1.0), t=k * 0.1)
+    state = (hf.roll, hf.pitch, hf.roll_rate, hf.pitch_rate, hf.confidence)
+    p = hf.predict(3.95, W, H)                               # half a step after the last
+    assert p.roll_deg == pytest.approx(hf.roll + 0.5, abs=0.1) and p.reason == "predicted"
+    assert p.pitch == pytest.approx(0.05, abs=0.005) and p.valid
+    assert (hf.roll, hf.pitch, hf.roll_rate, hf.pitch_rate, hf.confidence) == state
+    far = hf.predict(60.0, W, H)                             # rates stop after max_coast
+    assert far.roll_deg == pytest.approx(hf.roll + hf.roll_rate * hf.max_coast, abs=0.01)
+    assert abs(hf.predict(3.9, W, H).roll_deg - hf.roll) < 1e-9  # at the measurement itself
+
+
 # ---- free space -------------------------------------------------------------------------
 def free_map(obstacle_cols=None):
     """Sky on top, ground (free) below, optional obstacle (class 2) in the given columns."""
