@@ -91,12 +91,12 @@ class Clock(object):
         pass
 
 
-def timed(emit, acc):
-    """``EmitSink.emit`` that adds its thread CPU seconds and a count to ``acc``."""
-    def run(res):
+def timed(fn, acc):
+    """``fn`` (e.g. ``EmitSink.emit``) adding its thread CPU seconds and a count to ``acc``."""
+    def run(*a, **k):
         t = time.thread_time()
         try:
-            return emit(res)
+            return fn(*a, **k)
         finally:
             acc[0] += time.thread_time() - t
             acc[1] += 1
@@ -216,6 +216,38 @@ def rounds(seg, frames, factories, targets, args):
                   100 * (1 - cmed), statistics.median(w[2] for w in got[k])))
 
 
+PARTS = [("jetseg.autopilot.emit", "estimate_horizon", "horizon fit (its share)"),
+         ("jetseg.autopilot.emit", "free_space", "free space"),
+         ("jetseg.autopilot.obstacles:ObstacleDistances", "measure", "obstacle distances"),
+         ("jetseg.autopilot.emit:Signals", "record", "the whole record"),
+         ("jetseg.autopilot.emit:EmitSink", "emit", "record, JSON text and sending")]
+
+
+def parts(seg, frames, factories, targets, total):
+    """Where a record's signals-thread CPU goes, inside a pipeline run of ``total`` frames a
+    target: thread CPU of each part (``PARTS``) per record, the same functions wrapped."""
+    import importlib
+    for k, t in enumerate(targets, 1):
+        acc, undo = {}, []
+        for where, name, label in PARTS:
+            mod, _, cls = where.partition(":")
+            owner = getattr(importlib.import_module(mod), cls) if cls else \
+                importlib.import_module(mod)
+            undo.append((owner, name, getattr(owner, name)))
+            acc[label] = [0.0, 0]
+            setattr(owner, name, timed(getattr(owner, name), acc[label]))
+        try:
+            run(seg, frames, total, factories[k])
+        finally:
+            for owner, name, f in undo:
+                setattr(owner, name, f)
+        n = max(1, acc["record, JSON text and sending"][1])
+        print("--emit {}: thread CPU per record, in a {}-frame run".format(t, total))
+        for _, _, label in PARTS:
+            ms, calls = acc[label]
+            print("    {:32s} {:6.3f} ms ({} calls)".format(label, 1000.0 * ms / n, calls))
+
+
 def quartiles(xs):
     xs = sorted(xs)
     q = lambda f: xs[min(len(xs) - 1, int(round(f * (len(xs) - 1))))]    # noqa: E731
@@ -239,6 +271,10 @@ def main():
                         "%(default)s; 0: skip it)")
     p.add_argument("--settle", type=int, default=12,
                    help="first frames of a block not timed (default %(default)s)")
+    p.add_argument("--parts", type=int, default=0, metavar="FRAMES",
+                   help="also one run of this many frames a target with the signals' parts "
+                        "timed (horizon fit, free space, obstacle distances, the record, "
+                        "sending): where a record's CPU goes")
     p.add_argument("--worker-frames", type=int, default=20,
                    help="frames for the signals thread's own work, timed apart (0: skip)")
     p.add_argument("--emit", action="append",
@@ -280,6 +316,8 @@ def main():
         report_interleaved(blocks, targets, args.block, args.settle)
     if args.rounds > 0:
         rounds(seg, frames, factories, targets, args)
+    if args.parts > 0:
+        parts(seg, frames, factories, targets, args.parts)
     base = blocks[0] if args.cycles > 0 else []
     base_fps = statistics.median(b[0] for b in base) if base else 30.0
     base_cpu = statistics.median(b[1] for b in base) if base else float("nan")
