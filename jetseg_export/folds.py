@@ -61,14 +61,8 @@ class Frames(object):
 
 def pooled(readers):
     """All frames of ``readers`` (e.g. the train and val splits), each image once."""
-    seen, parts = set(), []
-    for ds in readers:
-        for k in range(len(ds)):
-            path = os.path.abspath(ds.paths(k)[0])
-            if path not in seen:
-                seen.add(path)
-                parts.append((ds, k))
-    return Frames(readers[0], parts)
+    from jetseg.eval.selection import pool_parts
+    return Frames(readers[0], pool_parts(readers))
 
 
 def _reader(args, split):

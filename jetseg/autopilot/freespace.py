@@ -6,6 +6,7 @@
 Bearings are for a pinhole camera with horizontal field of view ``hfov_deg`` (default
 RPI_V2_HFOV_DEG, the Raspberry Pi camera v2 of Jetson Nano kits), positive to the right.
 """
+import functools
 import math
 
 import numpy as np
@@ -64,22 +65,15 @@ def bearing_deg(x, width, hfov_deg=RPI_V2_HFOV_DEG):
     return np.degrees(np.arctan((np.asarray(x, np.float64) - width / 2.0) / f))
 
 
-_SECTORS = {}
-
-
+@functools.lru_cache(maxsize=64)
 def _sectors(W, sectors, hfov_deg):
     """(bearing of each sector's centre, first column of each, columns in each) for a map
-    ``W`` wide: the same every frame, so made once per geometry."""
-    key = (W, sectors, hfov_deg)
-    if key not in _SECTORS:
-        if len(_SECTORS) > 64:
-            _SECTORS.clear()
-        edges = np.linspace(0, W, sectors + 1)
-        centres = 0.5 * (edges[:-1] + edges[1:])
-        cuts = np.round(edges[:-1]).astype(np.int64)
-        _SECTORS[key] = ([float(a) for a in bearing_deg(centres, max(W, 1), hfov_deg)],
-                         cuts, np.diff(np.append(cuts, W)))
-    return _SECTORS[key]
+    ``W`` wide: the same every frame, so made once per geometry (shared: not to be changed)."""
+    edges = np.linspace(0, W, sectors + 1)
+    centres = 0.5 * (edges[:-1] + edges[1:])
+    cuts = np.round(edges[:-1]).astype(np.int64)
+    return ([float(a) for a in bearing_deg(centres, max(W, 1), hfov_deg)], cuts,
+            np.diff(np.append(cuts, W)))
 
 
 def free_space(classes, free_classes=("road",), sectors=9, names=None, rows=(0.5, 1.0),

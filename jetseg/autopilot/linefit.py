@@ -6,6 +6,7 @@ sky/ground split per column (or per row, for lines steeper than 45 degrees). ``r
 RANSAC on point pairs, then Tukey-weighted total least squares. Coordinates are continuous
 (pixel (i, j) covers [i, i+1) x [j, j+1)); every step is vectorised numpy.
 """
+import functools
 import math
 
 import numpy as np
@@ -16,18 +17,11 @@ def _grid(shape, step, offset):
     return offset + np.arange(shape) * step + 0.5
 
 
-_GRIDS = {}
-
-
+@functools.lru_cache(maxsize=64)
 def _xy1(shape):
-    """3 x h*w float64 rows x, y, 1 of every sample of a map this shape (made once)."""
-    if shape not in _GRIDS:
-        if len(_GRIDS) > 64:
-            _GRIDS.clear()
-        ys, xs = np.indices(shape)
-        _GRIDS[shape] = np.stack([xs.ravel(), ys.ravel(), np.ones(xs.size, np.intp)]).astype(
-            np.float64)
-    return _GRIDS[shape]
+    """3 x h*w float64 rows x, y, 1 of every sample of a map this shape (made once, shared)."""
+    ys, xs = np.indices(shape)
+    return np.stack([xs.ravel(), ys.ravel(), np.ones(xs.size, np.intp)]).astype(np.float64)
 
 
 def _half_plane(w, step, th):

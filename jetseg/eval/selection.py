@@ -27,6 +27,19 @@ def split_list(text):
     return out
 
 
+def pool_parts(readers):
+    """[(reader, index)] of every frame of ``readers`` (e.g. the train and val splits), each
+    image once (by absolute path), in the order given: what eval and training pool."""
+    seen, parts = set(), []
+    for r in readers:
+        for k in range(len(r)):
+            path = os.path.abspath(r.paths(k)[0])
+            if path not in seen:
+                seen.add(path)
+                parts.append((r, k))
+    return parts
+
+
 def _counts_text(counts):
     return ", ".join("{} {}".format(s, n) for s, n in sorted(counts.items()))
 
@@ -44,14 +57,7 @@ class Selection(object):
         self.has_sequences = all(getattr(r, "has_sequences", False) for r in self.readers)
         self.split = "+".join(self.splits)
         self.skipped = [s for r in self.readers for s in getattr(r, "skipped", [])]
-        seen, parts = set(), []
-        for r in self.readers:
-            for k in range(len(r)):
-                path = os.path.abspath(r.paths(k)[0])
-                if path not in seen:
-                    seen.add(path)
-                    parts.append((r, k))
-        self.parts = parts
+        self.parts = pool_parts(self.readers)
         if self.sequences is not None:
             self._keep_sequences()
 
